@@ -1,0 +1,107 @@
+"""rawrt's exception tree.
+
+Every error rawrt raises on purpose is one of these. The protocol layers turn them into an HTTP status or a
+WebSocket close code in exactly one place each (``rawrt.server`` for HTTP, ``WebSocketConnection`` for
+frames), so the mapping is written here, on the classes, and read there::
+
+    RawrtError
+    ├── ProtocolError                 status_hint / close_code carry the answer to send
+    │   ├── RemoteProtocolError       the peer broke the protocol (400 / 1002 unless refined)
+    │   │   ├── LimitExceeded         a configured limit was crossed (413 / 414 / 431 / 1009)
+    │   │   └── HandshakeError        a bad WebSocket opening handshake (400 / 403 / 405 / 426)
+    │   └── LocalProtocolError        *we* were asked to do something the protocol forbids (a bug in the app)
+    ├── InvalidEventError             an app-built SSE event that cannot be encoded (newline in an id, ...)
+    └── ConnectionClosed              the app used a connection that is closed (carries the close code)
+
+Unexpected exceptions (bugs) are never described to the peer: they become 500 or 1011 and a log entry.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "RawrtError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "LocalProtocolError",
+    "LimitExceeded",
+    "HandshakeError",
+    "InvalidEventError",
+    "ConnectionClosed",
+    "printable",
+]
+
+
+def printable(data: bytes, limit: int = 60) -> str:
+    """Render peer bytes for an error message: ASCII kept, the rest escaped, long input cut.
+
+    Error text must say what was received, but must never echo control characters or an unbounded blob into
+    a log or a status line.
+    """
+    text = data[:limit].decode("ascii", "backslashreplace")
+    text = "".join(c if " " <= c <= "~" else f"\\x{ord(c):02x}" for c in text)
+    return repr(text) + ("..." if len(data) > limit else "")
+
+
+class RawrtError(Exception):
+    """Base class of every exception rawrt raises deliberately."""
+
+
+class ProtocolError(RawrtError):
+    """A protocol rule was broken.
+
+    Attributes:
+        status_hint: the HTTP status that answers this error on an HTTP connection.
+        close_code: the WebSocket close code that answers it on a WebSocket connection.
+    """
+
+    status_hint: int = 400
+    close_code: int = 1002
+
+    def __init__(self, msg: str, *, status_hint: int | None = None, close_code: int | None = None):
+        super().__init__(msg)
+        if status_hint is not None:
+            self.status_hint = status_hint
+        if close_code is not None:
+            self.close_code = close_code
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something the protocol forbids. The connection cannot go on."""
+
+
+class LocalProtocolError(ProtocolError):
+    """The application asked rawrt to send something the protocol forbids (a bug on our side)."""
+
+    status_hint = 500
+    close_code = 1011
+
+
+class LimitExceeded(RemoteProtocolError):
+    """A size limit from :class:`rawrt.limits.Limits` was crossed (413, 414, 431 or close 1009)."""
+
+    status_hint = 413
+    close_code = 1009
+
+
+class HandshakeError(RemoteProtocolError):
+    """A WebSocket opening handshake was refused (400, 403, 405 or 426; never a 101)."""
+
+    status_hint = 400
+
+
+class InvalidEventError(RawrtError, ValueError):
+    """An event built by the application cannot be put on the wire as asked (e.g. a newline in an SSE id)."""
+
+
+class ConnectionClosed(RawrtError):
+    """The connection is closed; raised to the app when it sends on, or reads from, a closed connection.
+
+    Attributes:
+        code: the close code (WebSocket) received or sent; 1006 when the TCP connection dropped without one.
+        reason: the close reason, if any.
+    """
+
+    def __init__(self, code: int = 1006, reason: str = "") -> None:
+        super().__init__(f"connection closed: {code} {reason}".rstrip())
+        self.code = code
+        self.reason = reason

@@ -1,0 +1,101 @@
+"""Every size and time limit rawrt enforces, in one place.
+
+Each field says what it bounds, what happens when it is crossed, and why the default is what it is (with the
+precedent where there is one). ``docs/topics/limits.md`` is the same table for readers. Pass a modified copy
+to the server (``Limits(max_body_size=10 * MiB)``, or ``dataclasses.replace(DEFAULT_LIMITS, ...)``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Limits", "DEFAULT_LIMITS", "KiB", "MiB", "MAX_RECV", "MAX_CHUNK_SIZE_DIGITS"]
+
+KiB = 1024
+MiB = 1024 * KiB
+
+#: Bytes asked of the transport per read. 64 KiB is the stdlib's stream limit and hypercorn's MAX_RECV: big
+#: enough that a large body costs few system calls, small enough that one read never hogs the loop.
+MAX_RECV = 64 * KiB
+
+#: Hex digits allowed in a chunk-size (RFC 9112 §7.1 puts no bound on ``1*HEXDIG``). 16 digits already
+#: cover 2**64; h11 allows 20. Leading zeros beyond that are a smuggling trick, not a real client.
+MAX_CHUNK_SIZE_DIGITS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Size and time limits. Sizes are in bytes, times in seconds; ``None`` disables a timeout."""
+
+    # --- HTTP/1.1 (RFC 9112) -------------------------------------------------------------------------------
+    #: Request line, without CRLF. Crossing it: 414 URI Too Long. 8 KiB is what nginx, websockets and most
+    #: servers allow; RFC 9112 §3 recommends supporting at least 8000 octets.
+    max_request_line: int = 8 * KiB
+    #: The whole header section (field lines and their CRLFs). Crossing it: 431. 64 KiB matches the stdlib
+    #: stream limit; h11 uses 16 KiB, node 16 KiB, tomcat 8 KiB, IIS 16 KiB: we are generous, not unbounded.
+    max_header_bytes: int = 64 * KiB
+    #: Number of header (and trailer) fields. Crossing it: 431. 100 is http.client's and Go's default.
+    max_header_count: int = 100
+    #: Request body, after dechunking. Crossing it: 413 (checked against Content-Length before reading any
+    #: of the body). 1 MiB is nginx's ``client_max_body_size``; routes may raise it.
+    max_body_size: int = 1 * MiB
+    #: Chunk extensions on one chunk line. Crossing it: 400. Extensions carry nothing rawrt uses; a long one is
+    #: the "chunk extension" resource attack (CVE-2023-44487-style trickle), so 4 KiB is plenty.
+    max_chunk_ext: int = 4 * KiB
+    #: From accepting a connection (or finishing the previous response) until the request head is complete.
+    #: Crossing it: 408 then close. Slowloris protection; 10 s is Apache's ``RequestReadTimeout header=10``.
+    header_timeout: float | None = 10.0
+    #: Longest pause between two reads of a body in progress. Crossing it: the connection is closed (408 when
+    #: no response has started). 30 s is Apache's body read timeout order of magnitude.
+    body_timeout: float | None = 30.0
+    #: Idle time allowed between keep-alive requests. Crossing it: close without a response. 5 s is
+    #: hypercorn's and uvicorn's ``keep_alive_timeout``.
+    keep_alive_timeout: float | None = 5.0
+    #: Concurrent connections. The one past it gets 503 and close. 1000 fits 1024 file descriptors.
+    max_connections: int = 1000
+    #: Graceful shutdown: how long in-flight requests may run after SIGINT/SIGTERM before they are cut.
+    shutdown_timeout: float = 10.0
+    #: Writer buffer above which ``drain()`` waits (backpressure). 64 KiB is asyncio's default high water.
+    write_high_water: int = 64 * KiB
+
+    # --- WebSocket (RFC 6455, RFC 7692) ---------------------------------------------------------------------
+    #: One message after reassembly (and after decompression). Crossing it: close 1009. 1 MiB is the
+    #: websockets library's ``max_size``.
+    ws_max_message_size: int = 1 * MiB
+    #: One frame's declared payload length, checked before any payload is read. Crossing it: close 1009.
+    ws_max_frame_size: int = 1 * MiB
+    #: Complete messages queued for the app before rawrt stops reading the socket (backpressure on the peer).
+    #: 16 is websockets' ``max_queue``.
+    ws_max_queue: int = 16
+    #: Keepalive ping interval (``None``: off). 20 s is the ecosystem default (websockets, browsers' proxies
+    #: close idle TCP after ~30-60 s).
+    ws_ping_interval: float | None = 20.0
+    #: How long a keepalive ping waits for its pong before the peer is declared dead (close 1011).
+    ws_ping_timeout: float | None = 20.0
+    #: How long the close handshake may take before TCP is closed anyway (RFC 6455 §7.1.1).
+    ws_close_timeout: float = 10.0
+    #: Writer buffer above which ``send()`` waits for the peer to read (websockets: 32 KiB).
+    ws_write_high_water: int = 32 * KiB
+
+    # --- Server-Sent Events, polling, hub -------------------------------------------------------------------
+    #: Comment line sent on an idle event stream so proxies keep it open and dead clients are found.
+    #: 15 s: the WHATWG spec suggests "every 15 seconds or so".
+    sse_heartbeat: float = 15.0
+    #: How long one SSE write may wait for a client that stopped reading before the stream is dropped.
+    sse_send_timeout: float = 30.0
+    #: Events queued per live subscriber before it counts as too slow and is disconnected to resume from its
+    #: cursor (never silently skipped).
+    hub_queue_size: int = 1024
+    #: Events kept per channel for replay (count). The demo contract keeps 10,000.
+    hub_history_count: int = 10_000
+    #: Bytes of event data kept per channel for replay; the oldest go first past it.
+    hub_history_bytes: int = 16 * MiB
+    #: Long-poll hold time when the client asks for none, and the most it may ask for.
+    longpoll_default_timeout: float = 30.0
+    longpoll_max_timeout: float = 60.0
+    #: Events in one poll / long-poll answer; the client continues from the returned cursor.
+    poll_max_batch: int = 1000
+
+
+#: The limits used when none are given.
+DEFAULT_LIMITS = Limits()
