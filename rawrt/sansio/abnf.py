@@ -1,0 +1,99 @@
+"""The HTTP/1.1 grammar, as compiled regular expressions built from the RFCs' ABNF.
+
+Each pattern cites the rule it implements. Every repetition that the ABNF leaves unbounded is capped here or
+by a limit in :mod:`rawrt.limits`, so no input can make a match scan without end. All patterns work on
+``bytes``: the wire is bytes, and a header value may legally carry obs-text (0x80-0xFF) that is not text in
+any particular encoding.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..limits import MAX_CHUNK_SIZE_DIGITS
+
+__all__ = [
+    "TOKEN",
+    "TOKEN_RE",
+    "REQUEST_LINE_RE",
+    "FIELD_LINE_RE",
+    "FIELD_VALUE_RE",
+    "HOST_RE",
+    "CHUNK_LINE_RE",
+    "CONTENT_LENGTH_RE",
+    "ORIGIN_FORM_RE",
+    "ABSOLUTE_FORM_RE",
+    "AUTHORITY_FORM_RE",
+]
+
+# RFC 9110 §5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|"
+#                          / "~" / DIGIT / ALPHA ;  token = 1*tchar
+TOKEN = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
+TOKEN_RE = re.compile(TOKEN)
+
+# RFC 9112 §3: request-line = method SP request-target SP HTTP-version
+#   method = token; HTTP-version = HTTP-name "/" DIGIT "." DIGIT (§2.3).
+# The target is any run of visible ASCII here; its form is checked separately (§3.2) so the error can say
+# which form was expected. The version is captured loosely (any non-space run) so that "HTTP/2.0" can get
+# 505 and "HTP/1.1" a 400 with a message saying what was received.
+REQUEST_LINE_RE = re.compile(rb"(" + TOKEN + rb") ([\x21-\x7e]+) ([^ ]+)")
+
+# RFC 9112 §2.3: HTTP-version = HTTP-name "/" DIGIT "." DIGIT ; HTTP-name = %s"HTTP" (case-sensitive).
+HTTP_VERSION_RE = re.compile(rb"HTTP/([0-9])\.([0-9])")
+
+# RFC 9112 §5: field-line = field-name ":" OWS field-value OWS
+#   field-name = token (RFC 9110 §5.1). No whitespace is allowed between the name and the colon (§5.1:
+#   "a server MUST reject ... with a response status code of 400"), which the pattern enforces by
+#   requiring the colon right after the token.
+FIELD_LINE_RE = re.compile(rb"(" + TOKEN + rb"):[ \t]*(.*?)[ \t]*")
+
+# RFC 9110 §5.5: field-value = *field-content ; field-vchar = VCHAR / obs-text
+#   field-content = field-vchar [ 1*( SP / HTAB / field-vchar ) field-vchar ]
+# CR, LF and NUL are forbidden outright (§5.5: "MUST either reject the message or replace ..."); rawrt
+# rejects every other control character too (0x00-0x08, 0x0A-0x1F, 0x7F), as h11 does.
+FIELD_VALUE_RE = re.compile(rb"[\x20-\x7e\x80-\xff\t]*")
+
+# RFC 9110 §7.2: Host = uri-host [ ":" port ] ; RFC 3986 §3.2.2:
+#   uri-host = IP-literal / IPv4address / reg-name
+#   reg-name = *( unreserved / pct-encoded / sub-delims )
+# The port is at most 5 digits. An empty Host is allowed by the grammar (reg-name may be empty).
+_UNRESERVED_SUBDELIMS = rb"A-Za-z0-9\-._~!$&'()*+,;=%"
+HOST_RE = re.compile(
+    rb"(?:\[[0-9A-Fa-f:.vV"
+    + _UNRESERVED_SUBDELIMS
+    + rb"]{1,128}\]|["
+    + _UNRESERVED_SUBDELIMS
+    + rb"]{0,255})(?::[0-9]{0,5})?"
+)
+
+# RFC 9112 §3.2.1: origin-form = absolute-path [ "?" query ]; absolute-path = 1*( "/" segment )
+# RFC 3986 §3.3/§3.4: segments and the query use pchar / "/" / "?"; pchar = unreserved / pct-encoded /
+# sub-delims / ":" / "@". Fragments ("#") never appear in a request-target.
+_PCHAR = rb"A-Za-z0-9\-._~!$&'()*+,;=:@%"
+ORIGIN_FORM_RE = re.compile(rb"/[" + _PCHAR + rb"/]*(?:\?[" + _PCHAR + rb"/?]*)?")
+
+# RFC 9112 §3.2.2: absolute-form = absolute-URI ; RFC 3986 §4.3: absolute-URI = scheme ":" hier-part [ "?" query ]
+#   scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+ABSOLUTE_FORM_RE = re.compile(rb"[A-Za-z][A-Za-z0-9+\-.]*:[" + _PCHAR + rb"/?\[\]]*")
+
+# RFC 9112 §3.2.3: authority-form = uri-host ":" port (only for CONNECT)
+AUTHORITY_FORM_RE = re.compile(
+    rb"(?:\[[0-9A-Fa-f:.]{2,128}\]|[" + _UNRESERVED_SUBDELIMS + rb"]{1,255}):[0-9]{1,5}"
+)
+
+# RFC 9112 §7.1: chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF ; chunk-size = 1*HEXDIG
+# RFC 9112 §7.1.1: chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+#   chunk-ext-name = token ; chunk-ext-val = token / quoted-string
+# The digit count is capped (MAX_CHUNK_SIZE_DIGITS) and the extension length is capped by Limits.max_chunk_ext
+# before this pattern runs.
+_QUOTED_STRING = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
+_CHUNK_EXT = (
+    rb"(?:[ \t]*;[ \t]*" + TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + TOKEN + rb"|" + _QUOTED_STRING + rb"))?)*"
+)
+CHUNK_LINE_RE = re.compile(
+    rb"([0-9A-Fa-f]{1," + str(MAX_CHUNK_SIZE_DIGITS).encode() + rb"})(" + _CHUNK_EXT + rb")"
+)
+
+# RFC 9110 §8.6: Content-Length = 1*DIGIT. 19 digits keep the value below 2**63; a bigger body could never
+# fit any limit anyway, and the cap keeps int() on hostile input cheap.
+CONTENT_LENGTH_RE = re.compile(rb"[0-9]{1,19}")

@@ -1,0 +1,96 @@
+"""An ordered, case-insensitive multi-map of header fields that keeps the received bytes.
+
+RFC 9110 §5.3: field order matters for fields with the same name, and a name may repeat. RFC 9110 §5.1:
+names are case-insensitive. rawrt keeps each field exactly as received (``raw``) so that a learner can see
+what arrived, and answers lookups case-insensitively through a lower-cased index built on demand.
+
+Values are ``bytes`` on the wire. :meth:`Headers.get` decodes them as Latin-1 (RFC 9110 §5.5: historically
+ISO-8859-1), which maps every byte to one character, so nothing is lost in either direction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+__all__ = ["Headers", "HeaderList"]
+
+#: A header list as it travels between the parser, the writer and the app: ``(name, value)`` byte pairs.
+HeaderList = list[tuple[bytes, bytes]]
+
+
+class Headers:
+    """Header fields in received order.
+
+    Args:
+        raw: ``(name, value)`` pairs, names in any case.
+    """
+
+    __slots__ = ("raw", "_index")
+
+    def __init__(self, raw: Iterable[tuple[bytes, bytes]] = ()) -> None:
+        self.raw: HeaderList = list(raw)
+        self._index: dict[bytes, list[bytes]] | None = None
+
+    def _lookup(self) -> dict[bytes, list[bytes]]:
+        # Built lazily: most requests are answered after one or two lookups, and many never look at all.
+        if self._index is None:
+            index: dict[bytes, list[bytes]] = {}
+            for name, value in self.raw:
+                index.setdefault(name.lower(), []).append(value)
+            self._index = index
+        return self._index
+
+    def get_all(self, name: str | bytes) -> list[bytes]:
+        """Every value of ``name``, in received order (empty if absent)."""
+        key = name.encode("latin-1") if isinstance(name, str) else name
+        return self._lookup().get(key.lower(), [])
+
+    def get_bytes(self, name: str | bytes, default: bytes | None = None) -> bytes | None:
+        """The values of ``name`` joined with ``b", "`` (RFC 9110 §5.3), or ``default``."""
+        values = self.get_all(name)
+        if not values:
+            return default
+        return values[0] if len(values) == 1 else b", ".join(values)
+
+    def get(self, name: str | bytes, default: str | None = None) -> str | None:
+        """Like :meth:`get_bytes`, decoded as Latin-1 so every byte survives."""
+        value = self.get_bytes(name)
+        return default if value is None else value.decode("latin-1")
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, (str, bytes)):
+            return False
+        return bool(self.get_all(name))
+
+    def __getitem__(self, name: str | bytes) -> str:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def items(self) -> Iterator[tuple[str, str]]:
+        """``(name, value)`` pairs in received order and case, decoded as Latin-1."""
+        for name, value in self.raw:
+            yield name.decode("latin-1"), value.decode("latin-1")
+
+    def __iter__(self) -> Iterator[str]:
+        for name, _ in self.raw:
+            yield name.decode("latin-1")
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __repr__(self) -> str:
+        return f"Headers({self.raw!r})"
+
+    def has_token(self, name: str | bytes, token: bytes) -> bool:
+        """Whether a comma-separated list header (RFC 9110 §5.6.1) contains ``token``, case-insensitively.
+
+        Used for ``Connection: keep-alive, Upgrade`` and friends, which may be split over several lines.
+        """
+        token = token.lower()
+        for value in self.get_all(name):
+            for item in value.split(b","):
+                if item.strip(b" \t").lower() == token:
+                    return True
+        return False

@@ -1,0 +1,868 @@
+"""HTTP/1.1 for the server side, sans I/O (RFC 9110, RFC 9112).
+
+Contract
+--------
+:class:`HTTPConnection` is fed the bytes a client sends (:meth:`~HTTPConnection.receive_data`,
+:meth:`~HTTPConnection.receive_eof`) and hands back, from :meth:`~HTTPConnection.events_received`, the
+events they make: :class:`Request`, then zero or more :class:`Data`, then :class:`EndOfMessage`; or
+:class:`ConnectionEnded` when the client closed between requests. The application answers through
+:meth:`~HTTPConnection.send_response`, :meth:`~HTTPConnection.send_data` and :meth:`~HTTPConnection.send_end`,
+and the bytes to write come out of :meth:`~HTTPConnection.data_to_send` (``b""`` there means: close the
+connection).
+
+The readers (the ``maybe_read_*`` methods) follow h11's contract: each returns an event, returns ``None`` when
+it needs more data, or raises :class:`~rawrt.errors.RemoteProtocolError`, whose ``status_hint`` is the status
+to answer with. After an error the connection is in the terminal ``ERROR`` state and reads nothing more: bytes
+pipelined behind a bad request are never served as a request (that is how request smuggling is stopped).
+
+Strategy
+--------
+* A request head is parsed in one go once ``CRLF CRLF`` has arrived (searched incrementally, so the work is
+  linear in the bytes received), with the size limits checked while it is still incomplete, so a client
+  cannot make the server buffer more than ``max_request_line + max_header_bytes``.
+* Parsing is lazy: bytes are only buffered by ``receive_data``; ``events_received`` parses. It stops after
+  a :class:`Request` so the server can pick the route's body limit (:meth:`~HTTPConnection.set_max_body_size`)
+  before any of the body is read, and it parses no next request until the current response is complete
+  (pipelined requests are answered strictly in order, RFC 9112 §9.3.2).
+* There is no clock and no I/O here: the ``Date`` header value is passed in by the caller.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from http import HTTPStatus
+
+from ..errors import LimitExceeded, LocalProtocolError, ProtocolError, RemoteProtocolError, printable
+from ..limits import DEFAULT_LIMITS, MAX_CHUNK_SIZE_DIGITS, Limits
+from . import abnf
+from .buffer import ReceiveBuffer
+from .headers import HeaderList
+
+__all__ = [
+    "HTTPConnection",
+    "Request",
+    "Data",
+    "EndOfMessage",
+    "ConnectionEnded",
+    "Event",
+    "State",
+    "Role",
+    "TRANSITIONS",
+    "reason_phrase",
+    "encode_chunk",
+]
+
+
+# ------------------------------------------------------------------------------------------------ events
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A request head, as received.
+
+    The parser builds these and has already checked every field, so they are trusted as they are (h11's
+    ``_parsed`` idea): nothing is validated again on the hot path.
+
+    Attributes:
+        method: the method token, case preserved (RFC 9110 §9.1: methods are case-sensitive).
+        target: the request-target exactly as received.
+        http_version: ``b"1.1"`` or ``b"1.0"`` (a higher 1.x minor version is treated as 1.1, RFC 9112 §2.3).
+        headers: ``(name, value)`` pairs in received order, names in received case, OWS stripped.
+        content_length: the declared Content-Length, or ``None``.
+        chunked: whether the body is chunked (RFC 9112 §6.3 rule 4).
+        keep_alive: whether the client allows the connection to be reused after this exchange.
+        expect_continue: the client sent ``Expect: 100-continue`` on HTTP/1.1 and waits for ``100`` before
+            sending its body (RFC 9110 §10.1.1).
+        upgrade: the lower-cased ``Upgrade`` value when ``Connection: upgrade`` was sent too, else ``None``.
+    """
+
+    method: bytes
+    target: bytes
+    http_version: bytes
+    headers: HeaderList
+    content_length: int | None = None
+    chunked: bool = False
+    keep_alive: bool = True
+    expect_continue: bool = False
+    upgrade: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Data:
+    """A piece of a request body (dechunked)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfMessage:
+    """The request body is complete. ``trailers`` holds a chunked body's trailer fields (RFC 9112 §7.1.2)."""
+
+    trailers: HeaderList = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionEnded:
+    """The client closed its side between two requests: the normal end of a keep-alive connection."""
+
+
+Event = Request | Data | EndOfMessage | ConnectionEnded
+
+
+# ------------------------------------------------------------------------------------------ state machine
+
+
+class Role(enum.Enum):
+    """Which half of the exchange a state belongs to."""
+
+    CLIENT = "client"  #: what the peer sends (request head and body)
+    SERVER = "server"  #: what we send (interim responses, the response head and body)
+
+
+class State(enum.Enum):
+    """The state of one half of the connection."""
+
+    IDLE = "idle"  #: waiting for a request (client) / for a request to answer (server)
+    SEND_RESPONSE = "send_response"  #: server only: a request arrived; 1xx or the final head may go out
+    SEND_BODY = "send_body"  #: the message body is in progress
+    DONE = "done"  #: this half finished the current exchange
+    MUST_CLOSE = "must_close"  #: done, and the connection will not be reused
+    SWITCHED = "switched"  #: 101 sent: the bytes now belong to another protocol (WebSocket)
+    CLOSED = "closed"  #: terminal: the connection is over
+    ERROR = "error"  #: terminal: a protocol error ended the connection
+
+
+_ = State
+#: Every legal transition, in one table (h11's "Rule 1"). Keys: (role, state, what happened) -> new state.
+#: Anything not in this table is a protocol violation by whoever caused it. ``docs/http.md`` draws this table.
+TRANSITIONS: dict[tuple[Role, State, str], State] = {
+    # The client's half.
+    (Role.CLIENT, _.IDLE, "request"): _.SEND_BODY,
+    (Role.CLIENT, _.IDLE, "eof"): _.CLOSED,
+    (Role.CLIENT, _.SEND_BODY, "data"): _.SEND_BODY,
+    (Role.CLIENT, _.SEND_BODY, "end"): _.DONE,
+    (Role.CLIENT, _.DONE, "eof"): _.DONE,  # a half-close after a full request still gets its answer
+    (Role.CLIENT, _.DONE, "cycle"): _.IDLE,
+    (Role.CLIENT, _.DONE, "close"): _.CLOSED,
+    (Role.CLIENT, _.DONE, "switch"): _.SWITCHED,
+    # Our half.
+    (Role.SERVER, _.IDLE, "request"): _.SEND_RESPONSE,
+    (Role.SERVER, _.SEND_RESPONSE, "informational"): _.SEND_RESPONSE,
+    (Role.SERVER, _.SEND_RESPONSE, "response"): _.SEND_BODY,
+    (Role.SERVER, _.SEND_RESPONSE, "switch"): _.SWITCHED,
+    (Role.SERVER, _.SEND_BODY, "data"): _.SEND_BODY,
+    (Role.SERVER, _.SEND_BODY, "end"): _.DONE,
+    (Role.SERVER, _.DONE, "cycle"): _.IDLE,
+    (Role.SERVER, _.DONE, "close"): _.MUST_CLOSE,
+}
+del _
+
+
+def reason_phrase(status: int) -> bytes:
+    """The standard reason phrase for ``status`` (RFC 9110 §15), or ``b""`` for an unregistered code."""
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
+
+
+def encode_chunk(data: bytes) -> bytes:
+    """One chunk of a chunked body (RFC 9112 §7.1): size in hex, CRLF, data, CRLF. Empty data encodes nothing
+    (a zero-size chunk would end the body)."""
+    if not data:
+        return b""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+# Headers the writer owns: an app that sets them gets them honoured or refused, never duplicated.
+_NO_BODY_STATUSES = frozenset({204, 304})
+_TE_KNOWN_CODINGS = frozenset({b"gzip", b"x-gzip", b"deflate", b"compress", b"x-compress"})
+
+
+class HTTPConnection:
+    """The server side of one HTTP/1.1 connection.
+
+    Args:
+        limits: size limits (times are the I/O layer's business).
+    """
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
+        self._buffer = ReceiveBuffer()
+        self._eof = False
+        self._out: list[bytes] = []
+        self.client_state = State.IDLE
+        self.server_state = State.IDLE
+        #: The request being answered, once its head has arrived.
+        self.request: Request | None = None
+        #: Body limit for the current request; the server may change it per route after the Request event.
+        self.max_body_size = limits.max_body_size
+        # Body reading state.
+        self._body_remaining = 0  # Content-Length bytes still to come
+        self._body_received = 0  # decoded body bytes so far (checked against max_body_size)
+        self._chunk_remaining = 0  # bytes left in the current chunk
+        self._chunk_phase = "size"  # "size" | "data" | "crlf" | "trailers"
+        # Response writing state.
+        self._response_keep_alive = True
+        self._send_chunked = False
+        self._send_remaining: int | None = None  # Content-Length bytes still owed, if declared
+        self._suppress_body = False  # HEAD, 204, 304
+        self._sent_continue = False
+
+    # ------------------------------------------------------------------------------------ bookkeeping
+
+    def _advance(self, role: Role, what: str) -> None:
+        state = self.client_state if role is Role.CLIENT else self.server_state
+        try:
+            new = TRANSITIONS[(role, state, what)]
+        except KeyError:
+            if role is Role.SERVER:
+                raise LocalProtocolError(f"cannot {what} in server state {state.name}") from None
+            raise RemoteProtocolError(f"unexpected {what} in client state {state.name}") from None
+        if role is Role.CLIENT:
+            self.client_state = new
+        else:
+            self.server_state = new
+
+    @property
+    def keep_alive(self) -> bool:
+        """Whether the connection may carry another request after the current exchange."""
+        return self._response_keep_alive and (self.request is None or self.request.keep_alive)
+
+    @property
+    def trailing_data(self) -> bytes:
+        """Bytes received after the last parsed message: after a 101, the new protocol's first bytes."""
+        return bytes(self._buffer.data)
+
+    def receive_data(self, data: bytes) -> None:
+        """Buffer bytes from the client. Parsing happens in :meth:`events_received`."""
+        if self._eof:
+            raise RuntimeError("receive_data() after receive_eof()")
+        self._buffer.append(data)
+
+    def receive_eof(self) -> None:
+        """The client half-closed its side (an empty read)."""
+        self._eof = True
+
+    def data_to_send(self) -> list[bytes]:
+        """Bytes to write, oldest first. A final ``b""`` means: close the connection after writing."""
+        out, self._out = self._out, []
+        return out
+
+    # ------------------------------------------------------------------------------------------ reading
+
+    def events_received(self) -> list[Event]:
+        """Parse what has been buffered.
+
+        Returns:
+            The events available now, in order. The list stops right after a :class:`Request` (so the caller
+            can set the body limit) and after :class:`EndOfMessage` (the next request waits for the response).
+
+        Raises:
+            RemoteProtocolError: the client broke the protocol; ``status_hint`` says how to answer. The
+                connection is now in the ``ERROR`` state.
+        """
+        events: list[Event] = []
+        try:
+            while True:
+                event = self._next_event()
+                if event is None:
+                    break
+                events.append(event)
+                if type(event) is EndOfMessage:
+                    # If the response is already complete (the handler answered without reading the whole
+                    # body and we discarded the rest), the next exchange starts now.
+                    self._maybe_cycle()
+                    break
+                if type(event) is not Data:
+                    break
+        except ProtocolError:
+            self.client_state = State.ERROR
+            raise
+        return events
+
+    def _next_event(self) -> Event | None:
+        state = self.client_state
+        if state is State.IDLE:
+            if self.server_state is not State.IDLE:
+                return None  # the previous response is not finished: RFC 9112 §9.3.2, answer in order
+            return self.maybe_read_request()
+        if state is State.SEND_BODY:
+            return self.maybe_read_body()
+        return None
+
+    def maybe_read_request(self) -> Request | ConnectionEnded | None:
+        """Read a request head (RFC 9112 §2.1: request-line, field lines, empty line)."""
+        buf = self._buffer
+        # RFC 9112 §2.2: "a server ... SHOULD ignore at least one empty line (CRLF) received prior to the
+        # request-line". Some clients send a CRLF after a POST body; accept any number of them.
+        while buf.data[:2] == b"\r\n":
+            buf.consume(2)
+        end = buf.find_from_mark(b"\r\n\r\n")
+        if end < 0:
+            self._check_incomplete_head()
+            if self._eof:
+                if not buf:
+                    self._advance(Role.CLIENT, "eof")
+                    return ConnectionEnded()
+                raise RemoteProtocolError(
+                    f"connection closed in the middle of a request head: {printable(bytes(buf.data))}"
+                )
+            return None
+        head = buf.consume(end + 4)
+        request = self._parse_head(head[:end])
+        self.request = request
+        self.max_body_size = self.limits.max_body_size
+        self._body_received = 0
+        self._sent_continue = False
+        if request.chunked:
+            self._chunk_phase = "size"
+        else:
+            self._body_remaining = request.content_length or 0
+        self._advance(Role.CLIENT, "request")
+        self._advance(Role.SERVER, "request")
+        return request
+
+    def _check_incomplete_head(self) -> None:
+        """Refuse a head that is already too big, or broken, before the rest of it arrives."""
+        data = self._buffer.data
+        limits = self.limits
+        line_end = data.find(b"\r\n", 0, limits.max_request_line + 2)
+        if line_end < 0 and len(data) > limits.max_request_line + 1:
+            raise LimitExceeded(f"request line longer than {limits.max_request_line} bytes", status_hint=414)
+        if len(data) > limits.max_request_line + 2 + limits.max_header_bytes:
+            raise LimitExceeded(
+                f"header section larger than {limits.max_header_bytes} bytes", status_hint=431
+            )
+        # A bare LF or bare CR line ending would otherwise leave the head open until the timeout: say so now.
+        # (RFC 9112 §2.2 allows a recipient to accept a bare LF; rawrt does not, see _parse_head.)
+        lf = data.find(b"\n")
+        if lf >= 0 and (lf == 0 or data[lf - 1] != 0x0D):
+            raise RemoteProtocolError("bare LF in request head: lines must end with CRLF (RFC 9112 §2.2)")
+        if line_end < 0 and 0 <= data.find(b"\r") < len(data) - 1:
+            raise RemoteProtocolError("bare CR in request line (RFC 9112 §2.2)")
+
+    def _parse_head(self, head: bytes) -> Request:
+        limits = self.limits
+        lines = head.split(b"\r\n")
+        line = lines[0]
+        if len(line) > limits.max_request_line:
+            raise LimitExceeded(f"request line longer than {limits.max_request_line} bytes", status_hint=414)
+        match = abnf.REQUEST_LINE_RE.fullmatch(line)
+        if match is None:
+            raise RemoteProtocolError(self._explain_request_line(line))
+        method, target, version = match.groups()
+        http_version = self._parse_version(version)
+        self._check_target(method, target)
+
+        headers: HeaderList = []
+        if len(lines) - 1 > limits.max_header_count:
+            raise LimitExceeded(f"more than {limits.max_header_count} header fields", status_hint=431)
+        if len(head) - len(line) > limits.max_header_bytes:
+            raise LimitExceeded(
+                f"header section larger than {limits.max_header_bytes} bytes", status_hint=431
+            )
+        field_line = abnf.FIELD_LINE_RE.fullmatch
+        field_value = abnf.FIELD_VALUE_RE.fullmatch
+        content_lengths: list[bytes] = []
+        transfer_encodings: list[bytes] = []
+        hosts: list[bytes] = []
+        connection: list[bytes] = []
+        expect: list[bytes] = []
+        upgrade: list[bytes] = []
+        for raw in lines[1:]:
+            m = field_line(raw)
+            if m is None or field_value(m.group(2)) is None:
+                raise RemoteProtocolError(self._explain_field_line(raw))
+            name, value = m.groups()
+            headers.append((name, value))
+            lname = name.lower()
+            # Only the fields that decide framing and connection handling are looked at here.
+            if lname == b"content-length":
+                content_lengths.append(value)
+            elif lname == b"transfer-encoding":
+                transfer_encodings.append(value)
+            elif lname == b"host":
+                hosts.append(value)
+            elif lname == b"connection":
+                connection.append(value.lower())
+            elif lname == b"expect":
+                expect.append(value.lower())
+            elif lname == b"upgrade":
+                upgrade.append(value.lower())
+
+        self._check_host(http_version, hosts)
+        content_length, chunked = self._framing(http_version, content_lengths, transfer_encodings)
+        tokens = {t.strip(b" \t") for value in connection for t in value.split(b",")}
+        if http_version == b"1.1":
+            keep_alive = b"close" not in tokens
+        else:
+            # RFC 9112 §9.3: an HTTP/1.0 connection persists only when the client asks with keep-alive.
+            keep_alive = b"keep-alive" in tokens and b"close" not in tokens
+        expect_continue = False
+        if expect and http_version == b"1.1":
+            # RFC 9110 §10.1.1: 100-continue is the only expectation defined; any other gets 417. A server
+            # "MUST ignore" a 100-continue expectation in an HTTP/1.0 request, hence the version check.
+            for value in expect:
+                for item in value.split(b","):
+                    item = item.strip(b" \t")
+                    if item == b"100-continue":
+                        expect_continue = True
+                    elif item:
+                        raise RemoteProtocolError(
+                            f"unsupported expectation {printable(item)}", status_hint=417
+                        )
+        upgrade_to = b", ".join(upgrade) if upgrade and b"upgrade" in tokens else None
+        return Request(
+            method=method,
+            target=target,
+            http_version=http_version,
+            headers=headers,
+            content_length=content_length,
+            chunked=chunked,
+            keep_alive=keep_alive,
+            expect_continue=expect_continue,
+            upgrade=upgrade_to,
+        )
+
+    @staticmethod
+    def _explain_request_line(line: bytes) -> str:
+        parts = line.split(b" ")
+        if len(parts) == 2 and parts[1].startswith(b"/"):
+            # RFC 9112 §2.3 / Appendix C.1: HTTP/0.9 requests have no version; rawrt answers them with a
+            # normal 400 rather than a 0.9-style bare body.
+            return f"HTTP/0.9 request line without a version: {printable(line)}"
+        if line[:1] in (b" ", b"\t"):
+            return f"request line starts with whitespace: {printable(line)}"
+        return f"malformed request line {printable(line)}: expected 'METHOD SP target SP HTTP/1.1'"
+
+    @staticmethod
+    def _parse_version(version: bytes) -> bytes:
+        match = abnf.HTTP_VERSION_RE.fullmatch(version)
+        if match is None:
+            raise RemoteProtocolError(f"malformed HTTP-version {printable(version)}: expected 'HTTP/1.1'")
+        major, minor = match.groups()
+        if major != b"1":
+            # RFC 9110 §15.6.6: 505 for a major version the server does not support (0.9, 2.0, 3.0 ...).
+            raise RemoteProtocolError(f"HTTP version {printable(version)} is not supported", status_hint=505)
+        # RFC 9112 §2.3: a recipient treats a higher minor version as the highest it supports.
+        return b"1.0" if minor == b"0" else b"1.1"
+
+    @staticmethod
+    def _check_target(method: bytes, target: bytes) -> None:
+        # RFC 9112 §3.2: the four forms, each tied to what it may be used with.
+        if target[:1] == b"/":
+            ok = abnf.ORIGIN_FORM_RE.fullmatch(target) is not None
+            form = "origin-form"
+        elif method == b"CONNECT":
+            ok = abnf.AUTHORITY_FORM_RE.fullmatch(target) is not None
+            form = "authority-form"
+        elif target == b"*":
+            ok = method == b"OPTIONS"  # §3.2.4: asterisk-form is only for a server-wide OPTIONS
+            form = "asterisk-form (OPTIONS only)"
+        else:
+            ok = abnf.ABSOLUTE_FORM_RE.fullmatch(target) is not None
+            form = "absolute-form"
+        if not ok:
+            raise RemoteProtocolError(f"invalid request-target {printable(target)} ({form}, RFC 9112 §3.2)")
+
+    @staticmethod
+    def _explain_field_line(raw: bytes) -> str:
+        if raw[:1] in (b" ", b"\t"):
+            return "obsolete line folding in header section (RFC 9112 §5.2)"
+        name, colon, value = raw.partition(b":")
+        if not colon:
+            return f"header line without a colon: {printable(raw)}"
+        if name[-1:] in (b" ", b"\t"):
+            return f"whitespace between header name and colon: {printable(raw)} (RFC 9112 §5.1)"
+        if abnf.TOKEN_RE.fullmatch(name) is None:
+            return f"invalid header name {printable(name)}"
+        bad = next(c for c in value if not (c == 9 or 0x20 <= c <= 0x7E or c >= 0x80))
+        return f"invalid byte 0x{bad:02x} in value of header {printable(name)} (RFC 9110 §5.5)"
+
+    @staticmethod
+    def _check_host(http_version: bytes, hosts: list[bytes]) -> None:
+        # RFC 9112 §3.2: "A server MUST respond with a 400 ... to any HTTP/1.1 request message that lacks a
+        # Host header field and to any request message that contains more than one Host header field line or
+        # a Host header field with an invalid field value."
+        if len(hosts) > 1:
+            raise RemoteProtocolError("more than one Host header")
+        if not hosts:
+            if http_version == b"1.1":
+                raise RemoteProtocolError("HTTP/1.1 request without a Host header")
+            return
+        if abnf.HOST_RE.fullmatch(hosts[0]) is None:
+            raise RemoteProtocolError(f"invalid Host header {printable(hosts[0])}")
+
+    @staticmethod
+    def _framing(
+        http_version: bytes, content_lengths: list[bytes], transfer_encodings: list[bytes]
+    ) -> tuple[int | None, bool]:
+        """Decide how the body is delimited, exactly as RFC 9112 §6.3 says for requests."""
+        if transfer_encodings:
+            if content_lengths:
+                # §6.3 rule 3: both present is a smuggling attempt until proven otherwise; §6.1: "a server
+                # MAY reject a request that contains both ... and ought to handle it as an error". We do,
+                # and close the connection.
+                raise RemoteProtocolError("both Transfer-Encoding and Content-Length (RFC 9112 §6.1)")
+            if http_version == b"1.0":
+                # §6.1: a server "MUST ... treat the message as if the framing is faulty" when it gets
+                # Transfer-Encoding on HTTP/1.0, because a 1.0 hop may not have understood it.
+                raise RemoteProtocolError("Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1)")
+            codings = [c.strip(b" \t").lower() for value in transfer_encodings for c in value.split(b",")]
+            codings = [c for c in codings if c]  # RFC 9110 §5.6.1: empty list elements are ignored
+            if not codings:
+                raise RemoteProtocolError("empty Transfer-Encoding")
+            for coding in codings:
+                if abnf.TOKEN_RE.fullmatch(coding.split(b";")[0].strip(b" \t")) is None:
+                    raise RemoteProtocolError(f"invalid transfer coding {printable(coding)}")
+            if codings[-1] != b"chunked":
+                # §6.3 rule 4: a request whose final coding is not chunked cannot be delimited: 400, close.
+                raise RemoteProtocolError(
+                    f"Transfer-Encoding {printable(b', '.join(codings))} does not end in chunked (RFC 9112 §6.3)"
+                )
+            if codings.count(b"chunked") > 1:
+                raise RemoteProtocolError("chunked applied more than once (RFC 9112 §7)")
+            if len(codings) > 1:
+                # §6.1: "A server that receives a request message with a transfer coding it does not
+                # understand SHOULD respond with 501". rawrt decodes chunked only.
+                known = codings[0] in _TE_KNOWN_CODINGS
+                raise RemoteProtocolError(
+                    f"transfer coding {printable(codings[0])} is {'not implemented' if known else 'unknown'}",
+                    status_hint=501,
+                )
+            return None, True
+        if content_lengths:
+            # RFC 9110 §8.6 / RFC 9112 §6.3 rule 5: a list of identical valid values may be taken as one value;
+            # differing or invalid values are unrecoverable.
+            values = {v.strip(b" \t") for value in content_lengths for v in value.split(b",")}
+            if len(values) != 1:
+                raise RemoteProtocolError(
+                    f"conflicting Content-Length values {printable(b', '.join(sorted(values)))}"
+                )
+            (value,) = values
+            if abnf.CONTENT_LENGTH_RE.fullmatch(value) is None:
+                raise RemoteProtocolError(f"invalid Content-Length {printable(value)}")
+            return int(value), False
+        # §6.3 rule 7: a request with neither has no body.
+        return 0, False
+
+    def set_max_body_size(self, limit: int) -> None:
+        """Set the body limit for the current request (a route's override).
+
+        Raises:
+            LimitExceeded: the declared Content-Length already exceeds it (413, before any body is read).
+        """
+        self.max_body_size = limit
+        request = self.request
+        if request is not None and request.content_length is not None and request.content_length > limit:
+            self.client_state = State.ERROR
+            raise LimitExceeded(f"Content-Length {request.content_length} exceeds the limit of {limit} bytes")
+
+    def maybe_read_body(self) -> Data | EndOfMessage | None:
+        """Read the next piece of the body: Content-Length (RFC 9112 §6.2) or chunked (§7.1)."""
+        request = self.request
+        assert request is not None
+        if not request.chunked:
+            if self._body_remaining == 0:
+                self._advance(Role.CLIENT, "end")
+                return EndOfMessage()
+            buf = self._buffer
+            if not buf:
+                if self._eof:
+                    raise RemoteProtocolError(
+                        f"connection closed with {self._body_remaining} body bytes still expected"
+                    )
+                return None
+            data = buf.consume(min(len(buf), self._body_remaining))
+            self._body_remaining -= len(data)
+            return Data(data)
+        return self._maybe_read_chunked()
+
+    def _maybe_read_chunked(self) -> Data | EndOfMessage | None:
+        buf = self._buffer
+        while True:
+            phase = self._chunk_phase
+            if phase == "data":
+                if not buf:
+                    self._check_eof_in_body("in a chunk")
+                    return None
+                data = buf.consume(min(len(buf), self._chunk_remaining))
+                self._chunk_remaining -= len(data)
+                if self._chunk_remaining == 0:
+                    self._chunk_phase = "crlf"
+                return Data(data)
+            if phase == "crlf":
+                if len(buf) < 2:
+                    self._check_eof_in_body("after chunk data")
+                    return None
+                if buf.data[:2] != b"\r\n":
+                    raise RemoteProtocolError(
+                        f"chunk data not followed by CRLF: {printable(bytes(buf.data[:8]))}"
+                    )
+                buf.consume(2)
+                self._chunk_phase = "size"
+                continue
+            if phase == "size":
+                end = buf.find_from_mark(b"\r\n")
+                max_line = abnf_chunk_line_max(self.limits)
+                if end < 0:
+                    if len(buf) > max_line:
+                        raise RemoteProtocolError(f"chunk-size line longer than {max_line} bytes")
+                    self._check_eof_in_body("in a chunk-size line")
+                    return None
+                if end > max_line:
+                    raise RemoteProtocolError(f"chunk-size line longer than {max_line} bytes")
+                line = buf.consume(end + 2)[:end]
+                match = abnf.CHUNK_LINE_RE.fullmatch(line)
+                if match is None:
+                    raise RemoteProtocolError(f"invalid chunk-size line {printable(line)} (RFC 9112 §7.1)")
+                size = int(match.group(1), 16)
+                if size == 0:
+                    self._chunk_phase = "trailers"
+                    continue
+                self._body_received += size
+                if self._body_received > self.max_body_size:
+                    raise LimitExceeded(f"chunked body exceeds the limit of {self.max_body_size} bytes")
+                self._chunk_remaining = size
+                self._chunk_phase = "data"
+                continue
+            # phase == "trailers": RFC 9112 §7.1.2: trailer-section = *( field-line CRLF ), then CRLF.
+            if buf.data[:2] == b"\r\n":
+                buf.consume(2)
+                self._advance(Role.CLIENT, "end")
+                return EndOfMessage()
+            end = buf.find_from_mark(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > self.limits.max_header_bytes:
+                    raise LimitExceeded(
+                        f"trailer section larger than {self.limits.max_header_bytes} bytes",
+                        status_hint=431,
+                    )
+                self._check_eof_in_body("in the trailer section")
+                return None
+            block = buf.consume(end + 4)[:end]
+            if len(block) > self.limits.max_header_bytes:
+                raise LimitExceeded(
+                    f"trailer section larger than {self.limits.max_header_bytes} bytes", status_hint=431
+                )
+            trailers = self._parse_trailers(block)
+            self._advance(Role.CLIENT, "end")
+            return EndOfMessage(trailers)
+
+    def _check_eof_in_body(self, where: str) -> None:
+        if self._eof:
+            raise RemoteProtocolError(f"connection closed {where} of a chunked body")
+
+    def _parse_trailers(self, block: bytes) -> HeaderList:
+        lines = block.split(b"\r\n")
+        if len(lines) > self.limits.max_header_count:
+            raise LimitExceeded(f"more than {self.limits.max_header_count} trailer fields", status_hint=431)
+        trailers: HeaderList = []
+        for raw in lines:
+            m = abnf.FIELD_LINE_RE.fullmatch(raw)
+            if m is None or abnf.FIELD_VALUE_RE.fullmatch(m.group(2)) is None:
+                raise RemoteProtocolError("in trailers: " + self._explain_field_line(raw))
+            trailers.append((m.group(1), m.group(2)))
+        return trailers
+
+    # ------------------------------------------------------------------------------------------ writing
+
+    def send_informational(self, status: int, headers: HeaderList | None = None) -> None:
+        """Send a 1xx interim response (typically ``100 Continue``).
+
+        Raises:
+            LocalProtocolError: the client speaks HTTP/1.0 (RFC 9110 §15.2: "A server MUST NOT send a 1xx
+                response to an HTTP/1.0 client"), or the final response has started.
+        """
+        request = self.request
+        if request is None or request.http_version == b"1.0":
+            raise LocalProtocolError("a 1xx response must not be sent to an HTTP/1.0 client (RFC 9110 §15.2)")
+        if not 100 <= status < 200 or status == 101:
+            raise LocalProtocolError(f"{status} is not an interim status (use send_response for 101)")
+        self._advance(Role.SERVER, "informational")
+        if status == 100:
+            self._sent_continue = True
+        self._out.append(self._head(status, headers or [], b""))
+
+    @property
+    def expects_continue(self) -> bool:
+        """Whether the client waits for ``100 Continue`` that has not been sent yet."""
+        request = self.request
+        return (
+            request is not None
+            and request.expect_continue
+            and not self._sent_continue
+            and self.client_state is State.SEND_BODY
+        )
+
+    def send_response(
+        self, status: int, headers: HeaderList, *, date: bytes = b"", server: bytes = b"rawrt"
+    ) -> None:
+        """Send the final response head.
+
+        The writer decides the framing: a ``content-length`` header set by the caller is honoured and
+        enforced; without one the body is chunked on HTTP/1.1 and close-delimited on HTTP/1.0 (RFC 9112 §6.3).
+        No body is sent for HEAD, 204 and 304 (RFC 9110 §6.4.1); 101 switches protocols.
+
+        Args:
+            status: 101 or 200-599.
+            headers: ``(name, value)`` pairs; ``connection: close`` forces the connection to close.
+            date: the ``Date`` value (RFC 9110 §6.6.1; an origin server with a clock MUST send it). The I/O
+                layer owns the clock, so it passes the value in.
+            server: the ``Server`` value, or ``b""`` to omit it.
+        """
+        request = self.request
+        if request is None:
+            raise LocalProtocolError("no request to respond to")
+        if status == 101:
+            self._advance(Role.SERVER, "switch")
+            self._out.append(self._head(101, headers, date))
+            if self.client_state is State.DONE:
+                self._advance(Role.CLIENT, "switch")
+            return
+        if not 200 <= status < 600:
+            raise LocalProtocolError(f"invalid final status {status}")
+        self._advance(Role.SERVER, "response")
+        keep_alive = request.keep_alive
+        content_length: int | None = None
+        out_headers: HeaderList = []
+        has_date = has_server = False
+        for name, value in headers:
+            lname = name.lower()
+            if lname == b"content-length":
+                content_length = int(value)
+            elif lname == b"transfer-encoding":
+                continue  # the writer owns the framing
+            elif lname == b"connection":
+                if b"close" in value.lower():
+                    keep_alive = False
+                continue  # rewritten below from the decision
+            elif lname == b"date":
+                has_date = True
+            elif lname == b"server":
+                has_server = True
+            out_headers.append((name, value))
+        no_body = status in _NO_BODY_STATUSES or request.method == b"HEAD"
+        self._suppress_body = no_body
+        self._send_chunked = False
+        self._send_remaining = None
+        if status in _NO_BODY_STATUSES:
+            content_length = None  # RFC 9110 §8.6: never Content-Length in 204; 304 may, we need not
+        elif content_length is not None:
+            out_headers.append((b"content-length", str(content_length).encode()))
+            self._send_remaining = 0 if request.method == b"HEAD" else content_length
+        elif request.method == b"HEAD":
+            pass  # the length of a body we never send is unknown: omit it (RFC 9110 §9.3.2 allows that)
+        elif request.http_version == b"1.1":
+            out_headers.append((b"transfer-encoding", b"chunked"))
+            self._send_chunked = True
+        else:
+            keep_alive = False  # RFC 9112 §6.3 rule 8: close-delimited is the only framing left for 1.0
+        if self.expects_continue:
+            # RFC 9110 §10.1.1: the client may still send the body we never asked for; reading it to find
+            # the next request is guesswork, so the connection closes after this response.
+            keep_alive = False
+        if not keep_alive:
+            out_headers.append((b"connection", b"close"))
+        elif request.http_version == b"1.0":
+            out_headers.append((b"connection", b"keep-alive"))
+        self._response_keep_alive = keep_alive
+        if not has_date and date:
+            out_headers.append((b"date", date))
+        if not has_server and server:
+            out_headers.append((b"server", server))
+        self._out.append(self._head(status, out_headers, b""))
+
+    @staticmethod
+    def _head(status: int, headers: HeaderList, date: bytes) -> bytes:
+        parts = [b"HTTP/1.1 %d %b\r\n" % (status, reason_phrase(status))]
+        for name, value in headers:
+            parts.append(b"%b: %b\r\n" % (name, value))
+        if date:
+            parts.append(b"date: %b\r\n" % date)
+        parts.append(b"\r\n")
+        return b"".join(parts)
+
+    def send_data(self, data: bytes) -> None:
+        """Send a piece of the response body, framed as the head announced."""
+        if self.server_state is not State.SEND_BODY:
+            raise LocalProtocolError(f"cannot send body data in server state {self.server_state.name}")
+        if not data or self._suppress_body:
+            return
+        if self._send_remaining is not None:
+            if len(data) > self._send_remaining:
+                raise LocalProtocolError("response body longer than its Content-Length")
+            self._send_remaining -= len(data)
+            self._out.append(data)
+        elif self._send_chunked:
+            self._out.append(encode_chunk(data))
+        else:
+            self._out.append(data)
+
+    def send_end(self, trailers: HeaderList | None = None) -> None:
+        """Finish the response. After it, the connection is ready for the next request or closes."""
+        if self.server_state is not State.SEND_BODY:
+            raise LocalProtocolError(f"cannot end a response in server state {self.server_state.name}")
+        if self._send_remaining:
+            raise LocalProtocolError(
+                f"response body {self._send_remaining} bytes short of its Content-Length"
+            )
+        if self._send_chunked:
+            # RFC 9112 §7.1: last-chunk = 1*"0" [ chunk-ext ] CRLF, then the trailer section and CRLF.
+            tail = b"".join(b"%b: %b\r\n" % pair for pair in trailers or [])
+            self._out.append(b"0\r\n" + tail + b"\r\n")
+        self._advance(Role.SERVER, "end")
+        if not self.keep_alive:
+            self._advance(Role.SERVER, "close")
+            self._out.append(b"")
+        self._maybe_cycle()
+
+    def send_response_bytes(
+        self, status: int, headers: HeaderList, body: bytes, *, date: bytes = b""
+    ) -> None:
+        """A whole response in one call: head with Content-Length, body, end."""
+        self.send_response(status, [*headers, (b"content-length", b"%d" % len(body))], date=date)
+        self.send_data(body)
+        self.send_end()
+
+    def _maybe_cycle(self) -> None:
+        """Start the next exchange once both halves are done (RFC 9112 §9.3 persistence)."""
+        if self.server_state is State.DONE and self.client_state is State.DONE:
+            if self._eof and not self._buffer:
+                # The client half-closed after its request: there is no next request to wait for.
+                self._advance(Role.CLIENT, "close")
+                self._advance(Role.SERVER, "close")
+                self._out.append(b"")
+                return
+            self._advance(Role.CLIENT, "cycle")
+            self._advance(Role.SERVER, "cycle")
+            self.request = None
+
+    def reject(self, error: ProtocolError, *, date: bytes = b"") -> None:
+        """Answer a protocol error with its status and close (``Connection: close``, then ``b""``).
+
+        The body is the error's one-line message: it describes only what the client sent.
+        """
+        self.client_state = State.ERROR
+        if self.server_state in (State.IDLE, State.SEND_RESPONSE):
+            status = error.status_hint
+            # A 500 is our bug: say nothing about it. Every other status describes the client's input.
+            body = b"" if status == 500 else (str(error) + "\n").encode("utf-8", "backslashreplace")
+            headers: HeaderList = [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", b"%d" % len(body)),
+                (b"connection", b"close"),
+            ]
+            if date:
+                headers.append((b"date", date))
+            headers.append((b"server", b"rawrt"))
+            self._out.append(self._head(status, headers, b"") + body)
+        self.server_state = State.ERROR
+        self._out.append(b"")
+
+
+def abnf_chunk_line_max(limits: Limits) -> int:
+    """Longest chunk-size line accepted: the digits plus the extension allowance."""
+    return MAX_CHUNK_SIZE_DIGITS + limits.max_chunk_ext
