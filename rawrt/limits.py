@@ -83,6 +83,10 @@ class Limits:
     sse_heartbeat: float = 15.0
     #: How long one SSE write may wait for a client that stopped reading before the stream is dropped.
     sse_send_timeout: float = 30.0
+    #: Characters an SSE *parser* (client side, tests) buffers for one event: its data so far plus the line
+    #: being read. Crossing it: ``LimitExceeded``. Browsers buffer without bound; 1 MiB matches
+    #: ``ws_max_message_size`` so a payload that fits one transport fits the other.
+    sse_max_event_size: int = 1 * MiB
     #: Events queued per live subscriber before it counts as too slow and is disconnected to resume from its
     #: cursor (never silently skipped).
     hub_queue_size: int = 1024
