@@ -1,0 +1,455 @@
+"""The pub/sub hub that feeds every transport: short polling, long polling, SSE and WebSocket.
+
+A synchronous, deterministic core: no asyncio, no clock, no threads. The asyncio transports wrap it; they
+are woken through a plain callback, so the hub never awaits anyone and tests drive it with a list.
+
+Contract
+--------
+Ids. Each channel numbers its events 1, 2, 3, ... in publish order, with no holes. That id is the *cursor*
+all four transports share: the SSE ``id:`` field (sent back as ``Last-Event-ID``), the WebSocket message's
+``id``, the long-poll ``cursor`` parameter. A cursor ``c`` means "I have every event up to ``c``"; 0 means
+"nothing yet". So a client can switch technique, or reconnect, and resume with nothing lost or repeated.
+Ids start at 1 again when the server restarts (the hub keeps nothing on disk).
+
+History. Each channel keeps its newest events for replay, at most ``Limits.hub_history_count`` of them and
+``Limits.hub_history_bytes`` bytes of data (UTF-8), evicting the oldest first. The byte bound is strict: an
+event larger than it on its own is delivered live but not kept, and a replay that needs it reports a reset.
+
+Gap signal, never a silent gap. A replay (:meth:`Hub.since`, or :meth:`Hub.subscribe` with a cursor) whose
+cursor can no longer be honoured says so with ``reset=True`` and starts from the oldest retained event:
+
+* the cursor is older than the history (``cursor < first retained id - 1``): events were evicted;
+* the cursor is ahead of the channel (``cursor > last id``): it comes from an earlier run of the server
+  (ids restarted) or was made up. Nothing after it exists, so waiting for it would stall the client until
+  the channel caught up and then skip everything before; instead it is treated like a gap.
+
+A transport passes ``reset`` on (an SSE ``event: reset``, a field in the poll answer or WebSocket message) so
+the client knows to reload its state.
+
+Ordering. Within a channel every subscriber receives events in id order, each once, with no gap except one
+announced by ``reset``. Subscribing with a cursor is atomic: the replay covers ``(cursor, last id at subscribe
+time]`` and the live queue everything after, so nothing is lost or repeated between them. Publishing from
+inside a ``wake`` callback keeps that order (wakes run after the event is in every queue).
+
+Overflow. ``publish`` never waits and never drops silently. Each subscription has a bounded queue
+(``Limits.hub_queue_size``). A subscriber whose queue is full when an event arrives is *overflowed*: its
+queue is freed, it is removed from the channel, its ``cursor`` stays the id of the last event it was given,
+and it is woken. The transport then tells the client to resume from that cursor (SSE ends the stream and the
+browser reconnects with ``Last-Event-ID``; WebSocket closes with 1013 "try again later"; long polling
+answers with what it has and the client polls again). On resume the replay comes from the history, or says
+``reset`` if the client fell behind that too.
+
+Cost. ``publish`` is O(number of subscribers): one append per subscriber, no per-subscriber encoding; the
+wire forms (SSE bytes, JSON text) are cached on the :class:`Event` and computed once for all. A
+subscription is a ``__slots__`` object whose queue is allocated on its first event, so a held long-poll
+request costs a few hundred bytes (measured in ``tests/hub/test_hub.py``).
+
+The hub is not thread-safe: call it from the event loop's thread only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import islice
+
+from rawrt.errors import InvalidEventError
+from rawrt.limits import DEFAULT_LIMITS, Limits
+from rawrt.sansio.sse import ServerSentEvent
+
+__all__ = ["Event", "Replay", "Subscription", "Hub", "parse_cursor"]
+
+logger = logging.getLogger("rawrt.hub")
+
+# A cursor is a decimal event id. 19 digits fit any id a channel can reach (2**63) and keep int() cheap.
+_MAX_CURSOR_DIGITS = 19
+
+
+def parse_cursor(text: str) -> int | None:
+    """Parse a cursor sent by a client (``Last-Event-ID``, a ``cursor`` query parameter).
+
+    Returns:
+        The cursor, or ``None`` when ``text`` is not 1 to 19 ASCII digits. A transport treats ``None`` as
+        "no usable cursor": live only, or a replay from 0 with ``reset`` if the client claimed to have one.
+    """
+    if 0 < len(text) <= _MAX_CURSOR_DIGITS and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One published event. Immutable; its encodings are computed at most once and shared by all clients.
+
+    Attributes:
+        channel: the channel it was published on.
+        id: its position in the channel, from 1 (see the module docstring).
+        data: the payload text.
+        data_bytes: ``data`` encoded in UTF-8 (computed at publish: it is what the history's byte bound
+            counts).
+    """
+
+    channel: str
+    id: int
+    data: str
+    data_bytes: bytes = field(repr=False, compare=False)
+    # Memo of the wire forms; set once through object.__setattr__, so the event still looks immutable.
+    _sse: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _json: str | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def sse_bytes(self) -> bytes:
+        """The event as SSE wire bytes: ``id: <id>`` then the data lines and a blank line (type "message")."""
+        if self._sse is None:
+            object.__setattr__(self, "_sse", ServerSentEvent(data=self.data, id=str(self.id)).encode())
+        assert self._sse is not None
+        return self._sse
+
+    @property
+    def json(self) -> str:
+        """The event as compact JSON text, ``{"channel":...,"id":...,"data":...}``.
+
+        For WebSocket text messages and poll answers: a batch is ``"[" + ",".join(e.json ...) + "]"``.
+        """
+        if self._json is None:
+            text = json.dumps(
+                {"channel": self.channel, "id": self.id, "data": self.data},
+                ensure_ascii=False,
+                separators=(",", ":"),
+            )
+            object.__setattr__(self, "_json", text)
+        assert self._json is not None
+        return self._json
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """The answer to :meth:`Hub.since`.
+
+    Attributes:
+        events: the events after the cursor, in id order, at most ``limit`` of them.
+        cursor: where to continue from: the id of the last event in ``events``, or, when there are none,
+            the cursor asked for (or, after a reset, the position just before the oldest retained event).
+        reset: the cursor could not be honoured (older than the history, or ahead of the channel): the
+            events start at the oldest retained one and the client must not assume continuity.
+        more: more events are available right now after ``cursor`` (the batch was cut at ``limit``).
+    """
+
+    events: tuple[Event, ...]
+    cursor: int
+    reset: bool
+    more: bool
+
+
+class _Channel:
+    """A channel's state: id counter, bounded history, subscribers."""
+
+    __slots__ = ("name", "last_id", "history", "history_bytes", "subscribers")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.last_id = 0
+        self.history: deque[Event] = deque()
+        self.history_bytes = 0
+        # A dict, not a set: O(1) removal *and* a deterministic fan-out order (tests, reproducibility).
+        self.subscribers: dict[Subscription, None] = {}
+
+    def first_id(self) -> int:
+        """Id of the oldest retained event; ``last_id + 1`` when nothing is retained."""
+        return self.history[0].id if self.history else self.last_id + 1
+
+
+class Subscription:
+    """One subscriber's view of a channel: a replay, then a bounded queue of live events.
+
+    Made by :meth:`Hub.subscribe`. The transport drains it when woken and closes it when the client goes.
+
+    Attributes:
+        channel: the channel's name.
+        cursor: the id of the last event :meth:`drain` returned (or the starting position: the cursor given
+            to ``subscribe``, the last id for a live-only subscription, or the position before the oldest
+            retained event after a reset). A client resumes from it.
+        reset: the cursor given to ``subscribe`` could not be honoured; the replay starts at the oldest
+            retained event (see the module docstring). Set at subscribe time and never changed.
+        overflowed: the subscriber fell behind (its queue was full, or the history evicted events it had not
+            read yet) and was disconnected; the client must resume from ``cursor``.
+        closed: no more events will be delivered (after :meth:`close` or an overflow).
+    """
+
+    __slots__ = ("_hub", "channel", "cursor", "reset", "overflowed", "closed", "_wake", "_queue",
+                 "_queue_size", "_replay_to")  # fmt: skip
+
+    def __init__(
+        self, hub: Hub, channel: str, cursor: int, reset: bool, replay_to: int, wake: Callable[[], None],
+        queue_size: int,
+    ) -> None:  # fmt: skip
+        self._hub = hub
+        self.channel = channel
+        self.cursor = cursor
+        self.reset = reset
+        self.overflowed = False
+        self.closed = False
+        self._wake = wake
+        # Allocated on the first live event: an empty deque is ~600 bytes, and most held long-poll
+        # requests never get one before they time out.
+        self._queue: deque[Event] | None = None
+        self._queue_size = queue_size
+        # The replay still to read is the history range (cursor, replay_to]; read lazily from the history
+        # rather than copied, so 1000 clients reconnecting together do not each copy 10,000 references.
+        self._replay_to = replay_to
+
+    @property
+    def ready(self) -> bool:
+        """True when :meth:`drain` would return events now (replay or live)."""
+        return self.cursor < self._replay_to or bool(self._queue)
+
+    def drain(self, max_events: int | None = None) -> list[Event]:
+        """Take up to ``max_events`` events, oldest first, and advance :attr:`cursor` past them.
+
+        Replay first, then live events. Returns ``[]`` when there is nothing, when closed, and when the
+        subscriber has just been found to have fallen behind the history while replaying (then
+        :attr:`overflowed` is set: resume from :attr:`cursor`).
+
+        Args:
+            max_events: the batch size; ``None`` means ``Limits.poll_max_batch``.
+        """
+        if self.closed:
+            return []
+        if max_events is None:
+            max_events = self._hub.limits.poll_max_batch
+        out: list[Event] = []
+        if self.cursor < self._replay_to:
+            want = min(max_events, self._replay_to - self.cursor)
+            replay = self._hub.since(self.channel, self.cursor, want)
+            if replay.reset:
+                # Events between the cursor and the live queue were evicted while this subscriber was
+                # still replaying: it fell behind the history. Same signal as a full queue.
+                self._hub._overflow(self)
+                return []
+            out.extend(replay.events)
+            self.cursor = replay.cursor
+        queue = self._queue
+        if queue and len(out) < max_events:
+            while queue and len(out) < max_events:
+                out.append(queue.popleft())
+            self.cursor = out[-1].id
+        return out
+
+    def close(self) -> None:
+        """Stop receiving and free the queue at once. Idempotent; harmless after an overflow."""
+        if not self.closed:
+            self._hub._remove(self)
+
+    def _wake_safely(self) -> None:
+        # A raising wake callback is a transport bug; it must not stop the fan-out to everyone else, so it
+        # is logged, as asyncio does with a failing callback.
+        try:
+            self._wake()
+        except Exception:
+            logger.exception("wake callback of a subscription to %r failed", self.channel)
+
+    def __repr__(self) -> str:
+        state = "overflowed" if self.overflowed else "closed" if self.closed else "open"
+        queued = len(self._queue) if self._queue else 0
+        return f"<Subscription {self.channel!r} cursor={self.cursor} queued={queued} {state}>"
+
+
+class Hub:
+    """Channels of events with ids, bounded history and bounded per-subscriber queues.
+
+    Args:
+        limits: ``hub_history_count``, ``hub_history_bytes``, ``hub_queue_size`` and ``poll_max_batch``
+            are used.
+    """
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
+        self._channels: dict[str, _Channel] = {}
+
+    # --- publishing ----------------------------------------------------------------------------------
+
+    def publish(self, channel: str, data: str) -> Event:
+        """Publish ``data`` on ``channel`` (created if needed); never waits on a subscriber.
+
+        The event gets the channel's next id, goes into the history, and into every subscriber's queue;
+        a subscriber whose queue is full is overflowed instead (module docstring). Then the subscribers
+        whose queue was empty, and the overflowed ones, are woken.
+
+        Returns:
+            The new event.
+
+        Raises:
+            InvalidEventError: ``data`` cannot be encoded in UTF-8 (a lone surrogate).
+        """
+        try:
+            data_bytes = data.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidEventError(f"event data is not encodable as UTF-8: {exc}") from None
+        chan = self._channels.get(channel)
+        if chan is None:
+            chan = self._channels[channel] = _Channel(channel)
+        chan.last_id += 1
+        event = Event(channel, chan.last_id, data, data_bytes)
+        self._remember(chan, event)
+
+        # Phase 1: every queue gets the event before any wake runs, so a wake that publishes again cannot
+        # put a later event ahead of this one in another subscriber's queue.
+        to_wake: list[Subscription] = []
+        overflowed: list[Subscription] = []
+        for sub in chan.subscribers:
+            queue = sub._queue
+            if queue is None:
+                queue = sub._queue = deque()
+            elif len(queue) >= sub._queue_size:
+                overflowed.append(sub)
+                continue
+            queue.append(event)
+            # Wake on empty -> non-empty only: a non-empty queue means a wake is already pending or the
+            # transport is draining (it drains until empty before it waits again).
+            if len(queue) == 1:
+                to_wake.append(sub)
+        for sub in overflowed:
+            self._overflow(sub)
+            to_wake.append(sub)
+        # Phase 2: wakes. Each runs whatever the transport gave; a failing one is logged, not propagated.
+        for sub in to_wake:
+            sub._wake_safely()
+        return event
+
+    def _remember(self, chan: _Channel, event: Event) -> None:
+        chan.history.append(event)
+        chan.history_bytes += len(event.data_bytes)
+        limits = self.limits
+        # Oldest first, until both bounds hold (strictly: an event over the byte bound evicts itself).
+        while chan.history and (
+            len(chan.history) > limits.hub_history_count or chan.history_bytes > limits.hub_history_bytes
+        ):
+            chan.history_bytes -= len(chan.history.popleft().data_bytes)
+
+    # --- reading -------------------------------------------------------------------------------------
+
+    def last_id(self, channel: str) -> int:
+        """The id of the channel's newest event; 0 if nothing was ever published on it."""
+        chan = self._channels.get(channel)
+        return chan.last_id if chan is not None else 0
+
+    def subscriber_count(self, channel: str) -> int:
+        """How many open subscriptions the channel has."""
+        chan = self._channels.get(channel)
+        return len(chan.subscribers) if chan is not None else 0
+
+    def since(self, channel: str, cursor: int, limit: int | None = None) -> Replay:
+        """Return the retained events after ``cursor`` (short polling, and the replay of a subscription).
+
+        Does not create the channel: polling a name nobody publishes on costs nothing.
+
+        Args:
+            channel: the channel's name.
+            cursor: the last id the client has; 0 for everything retained.
+            limit: the most events to return; ``None`` means ``Limits.poll_max_batch``.
+
+        Returns:
+            The events, the next cursor, and the ``reset`` and ``more`` flags (see :class:`Replay`).
+
+        Raises:
+            ValueError: ``cursor`` or ``limit`` is negative (parse client input with :func:`parse_cursor`).
+        """
+        if cursor < 0:
+            raise ValueError(f"cursor must be >= 0, not {cursor}")
+        if limit is None:
+            limit = self.limits.poll_max_batch
+        elif limit < 0:
+            raise ValueError(f"limit must be >= 0, not {limit}")
+        chan = self._channels.get(channel)
+        if chan is None:
+            # Nothing was ever published here: only cursor 0 is a position in this channel.
+            return Replay((), 0, cursor != 0, False)
+        first = chan.first_id()
+        reset = cursor < first - 1 or cursor > chan.last_id
+        if reset:
+            cursor = first - 1
+        history = chan.history
+        start = cursor + 1 - first  # index of the first event to return (ids are contiguous)
+        stop = min(start + limit, len(history))
+        count = stop - start
+        if count <= 0:
+            events: tuple[Event, ...] = ()
+        elif start <= len(history) - stop:
+            # Walk from whichever end is nearer: a deque is a linked list of blocks, and most clients ask
+            # for the last few events.
+            events = tuple(islice(history, start, stop))
+        else:
+            events = tuple(islice(reversed(history), len(history) - stop, len(history) - start))[::-1]
+        next_cursor = events[-1].id if events else cursor
+        return Replay(events, next_cursor, reset, next_cursor < chan.last_id)
+
+    # --- subscribing ---------------------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        channel: str,
+        *,
+        cursor: int | None,
+        wake: Callable[[], None],
+        queue_size: int | None = None,
+    ) -> Subscription:
+        """Subscribe to ``channel`` (created if needed).
+
+        With ``cursor=None`` only events published from now on are delivered. With a cursor, the retained
+        events after it come first (flagged with :attr:`Subscription.reset` if the cursor could not be
+        honoured), then live ones, with nothing lost or repeated in between: the replay range is fixed
+        here, in the same synchronous step that registers the subscription.
+
+        ``wake()`` is called (synchronously, from ``publish``) when the queue goes from empty to non-empty
+        and when the subscription overflows. It must be cheap and must not block: ``asyncio.Event.set``,
+        or setting a future. It is *not* called for the replay: drain right after subscribing.
+
+        Args:
+            channel: the channel's name.
+            cursor: the last id the client has, or ``None`` for live events only.
+            wake: the callback.
+            queue_size: bound of the live queue; ``None`` means ``Limits.hub_queue_size``.
+
+        Raises:
+            ValueError: ``cursor`` is negative or ``queue_size`` is below 1.
+        """
+        if queue_size is None:
+            queue_size = self.limits.hub_queue_size
+        elif queue_size < 1:
+            raise ValueError(f"queue_size must be >= 1, not {queue_size}")
+        if cursor is not None and cursor < 0:
+            raise ValueError(f"cursor must be >= 0, not {cursor}")
+        chan = self._channels.get(channel)
+        if chan is None:
+            chan = self._channels[channel] = _Channel(channel)
+        last = chan.last_id
+        reset = False
+        if cursor is None:
+            cursor = last
+        else:
+            first = chan.first_id()
+            if cursor < first - 1 or cursor > last:
+                reset = True
+                cursor = first - 1
+        sub = Subscription(self, channel, cursor, reset, last, wake, queue_size)
+        chan.subscribers[sub] = None
+        return sub
+
+    def _overflow(self, sub: Subscription) -> None:
+        sub.overflowed = True
+        self._remove(sub)
+
+    def _remove(self, sub: Subscription) -> None:
+        sub.closed = True
+        sub._queue = None
+        sub._replay_to = sub.cursor  # nothing left to replay either
+        # A channel is only forgotten once it has no subscriber, so this one is still there.
+        chan = self._channels[sub.channel]
+        del chan.subscribers[sub]
+        # A channel nobody published on and nobody listens to is forgotten, so clients subscribing to
+        # made-up names leave nothing behind. One with events is kept: its ids must never restart.
+        if not chan.subscribers and chan.last_id == 0:
+            del self._channels[sub.channel]
