@@ -231,6 +231,11 @@ class HTTPConnection:
         return self._response_keep_alive and (self.request is None or self.request.keep_alive)
 
     @property
+    def buffered_bytes(self) -> int:
+        """How many received bytes are not parsed yet (a partial head, a pipelined request...)."""
+        return len(self._buffer)
+
+    @property
     def trailing_data(self) -> bytes:
         """Bytes received after the last parsed message: after a 101, the new protocol's first bytes."""
         return bytes(self._buffer.data)
@@ -733,6 +738,7 @@ class HTTPConnection:
             lname = name.lower()
             if lname == b"content-length":
                 content_length = int(value)
+                continue  # re-added below unless the status forbids it
             elif lname == b"transfer-encoding":
                 continue  # the writer owns the framing
             elif lname == b"connection":

@@ -1,0 +1,5 @@
+"""``python -m rawrt``: see :mod:`rawrt.cli`."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,436 @@
+"""The application API: routes, requests and responses.
+
+An :class:`App` maps (method, path) to async handlers::
+
+    app = App()
+
+    @app.get("/hello")
+    async def hello(request: Request) -> Response:
+        return Response.text("Hello, world!")
+
+    @app.post("/items/{item_id}", max_body_size=10 * MiB)
+    async def upload(request: Request) -> Response:
+        size = 0
+        async for chunk in request.stream():   # the body streams; nothing forces it into memory
+            size += len(chunk)
+        return Response.json({"id": request.path_params["item_id"], "size": size})
+
+    @app.websocket("/ws")
+    async def echo(ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+Routing answers 404 for an unknown path and 405 with ``Allow`` for a known path and another method (RFC 9110
+§15.5.6). This module does no I/O itself: :mod:`rawrt.server` drives it.
+"""
+
+from __future__ import annotations
+
+import json as _json
+import re
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .errors import LocalProtocolError
+from .sansio.abnf import FIELD_VALUE_RE, TOKEN_RE
+from .sansio.headers import HeaderList, Headers
+
+if TYPE_CHECKING:
+    from .websocket import WebSocket
+
+__all__ = [
+    "App",
+    "Request",
+    "Response",
+    "StreamingResponse",
+    "Handler",
+    "WebSocketHandler",
+    "Route",
+    "HeadersLike",
+]
+
+HeadersLike = Iterable[tuple[str | bytes, str | bytes]]
+
+
+class BodySource(Protocol):
+    """What a :class:`Request` pulls its body from (the server's connection)."""
+
+    trailers: HeaderList  # the trailer fields, once the body has been read to its end
+
+    async def read_body_chunk(self) -> bytes | None: ...  # None at the end of the body
+
+    async def wait_disconnected(self) -> None: ...
+
+    def is_disconnected(self) -> bool: ...
+
+
+def _to_bytes(value: str | bytes) -> bytes:
+    return value.encode("latin-1") if isinstance(value, str) else value
+
+
+def encode_headers(headers: HeadersLike | None) -> HeaderList:
+    """Validate app-supplied headers and turn them into wire bytes.
+
+    Raises:
+        LocalProtocolError: a name that is not a token, or a value with CR, LF, NUL or another control
+            character (RFC 9110 §5.5): header injection is a bug in the app, never sent.
+    """
+    out: HeaderList = []
+    for name, value in headers or ():
+        bname, bvalue = _to_bytes(name), _to_bytes(value)
+        if TOKEN_RE.fullmatch(bname) is None:
+            raise LocalProtocolError(f"invalid header name {bname!r}")
+        if FIELD_VALUE_RE.fullmatch(bvalue) is None:
+            raise LocalProtocolError(f"invalid value for header {bname!r}: {bvalue!r}")
+        out.append((bname, bvalue))
+    return out
+
+
+class Request:
+    """An HTTP request as the handler sees it.
+
+    Attributes:
+        method: the method token (``"GET"``), case preserved.
+        target: the request-target exactly as received (``"/search?q=a%20b"``).
+        path: the target's path, percent-decoded (``"/search"``).
+        query_string: the raw query, without ``?``.
+        http_version: ``"1.1"`` or ``"1.0"``.
+        headers: the header fields in received order; case-insensitive lookups (:class:`Headers`).
+        client: the peer's ``(host, port)``, or ``None``.
+        path_params: values captured by ``{name}`` segments of the route.
+        trailers: a chunked body's trailer fields, once the body has been read to the end.
+    """
+
+    __slots__ = (
+        "method",
+        "target",
+        "path",
+        "query_string",
+        "http_version",
+        "headers",
+        "client",
+        "path_params",
+        "trailers",
+        "_source",
+        "_query",
+        "_body",
+        "_consumed",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        target: str,
+        http_version: str,
+        headers: Headers,
+        *,
+        client: tuple[str, int] | None = None,
+        source: BodySource | None = None,
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.http_version = http_version
+        self.headers = headers
+        self.client = client
+        self.path_params: dict[str, str] = {}
+        self.trailers = Headers()
+        self._source = source
+        self._query: dict[str, list[str]] | None = None
+        self._body: bytes | None = None
+        self._consumed = False
+        if target.startswith("/"):
+            raw_path, _, self.query_string = target.partition("?")
+        elif target == "*":
+            raw_path, self.query_string = "*", ""
+        else:  # absolute-form (RFC 9112 §3.2.2) or authority-form (CONNECT)
+            parts = urlsplit(target)
+            raw_path, self.query_string = parts.path or "/", parts.query
+        self.path = unquote(raw_path) if "%" in raw_path else raw_path
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        """Query parameters: every value of each name, in order (``?a=1&a=2`` gives ``{"a": ["1", "2"]}``)."""
+        if self._query is None:
+            self._query = parse_qs(self.query_string, keep_blank_values=True)
+        return self._query
+
+    def query_param(self, name: str, default: str | None = None) -> str | None:
+        """The first value of query parameter ``name``, or ``default``."""
+        values = self.query.get(name)
+        return values[0] if values else default
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """The body, piece by piece as it arrives (dechunked).
+
+        The first read sends ``100 Continue`` when the client asked for it (RFC 9110 §10.1.1): a client that
+        waits is only told to send once the handler wants the body.
+        """
+        if self._body is not None:
+            if self._body:
+                yield self._body
+            return
+        if self._consumed:
+            raise RuntimeError("the request body has already been read")
+        self._consumed = True
+        if self._source is None:
+            return
+        while True:
+            chunk = await self._source.read_body_chunk()
+            if chunk is None:
+                if self._source.trailers:
+                    self.trailers = Headers(self._source.trailers)
+                return
+            yield chunk
+
+    async def body(self) -> bytes:
+        """The whole body (bounded by the route's ``max_body_size``, 413 past it)."""
+        if self._body is None:
+            self._body = b"".join([chunk async for chunk in self.stream()])
+        return self._body
+
+    async def text(self, encoding: str = "utf-8") -> str:
+        """The body decoded as text (strict: invalid bytes raise ``UnicodeDecodeError``)."""
+        return (await self.body()).decode(encoding)
+
+    async def json(self) -> Any:
+        """The body parsed as JSON."""
+        return _json.loads(await self.body())
+
+    async def wait_disconnected(self) -> None:
+        """Return once the client has gone away (EOF or reset).
+
+        Meant for handlers that hold a request open (long polling): race it against the wait. Only valid once
+        the body has been read.
+        """
+        if self._source is not None:
+            await self._source.wait_disconnected()
+
+    def is_disconnected(self) -> bool:
+        """Whether the client is known to have gone away."""
+        return self._source is not None and self._source.is_disconnected()
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.target}>"
+
+
+class Response:
+    """A complete response with a body of known length.
+
+    Args:
+        body: bytes, or text encoded as UTF-8.
+        status: the status code.
+        headers: extra header fields (validated: no CR/LF injection).
+        content_type: the ``Content-Type``; ``None`` sends none.
+    """
+
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(
+        self,
+        body: bytes | str = b"",
+        status: int = 200,
+        headers: HeadersLike | None = None,
+        content_type: str | None = None,
+    ) -> None:
+        self.status = status
+        self.body = body.encode("utf-8") if isinstance(body, str) else body
+        self.headers = encode_headers(headers)
+        if content_type is not None:
+            self.headers.insert(0, (b"content-type", encode_headers([("content-type", content_type)])[0][1]))
+
+    @classmethod
+    def text(cls, text: str, status: int = 200, headers: HeadersLike | None = None) -> Response:
+        """A ``text/plain; charset=utf-8`` response."""
+        return cls(text, status, headers, "text/plain; charset=utf-8")
+
+    @classmethod
+    def html(cls, html: str, status: int = 200, headers: HeadersLike | None = None) -> Response:
+        """A ``text/html; charset=utf-8`` response."""
+        return cls(html, status, headers, "text/html; charset=utf-8")
+
+    @classmethod
+    def json(cls, value: Any, status: int = 200, headers: HeadersLike | None = None) -> Response:
+        """A JSON response (compact, UTF-8, ``application/json``)."""
+        body = _json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return cls(body, status, headers, "application/json")
+
+    @classmethod
+    def redirect(cls, location: str, status: int = 307, headers: HeadersLike | None = None) -> Response:
+        """A redirect (307 keeps the method and body, RFC 9110 §15.4.8; pass 301/302/303/308 as needed)."""
+        return cls(b"", status, [("location", location), *(headers or ())])
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {len(self.body)} bytes>"
+
+
+class StreamingResponse:
+    """A response whose body is produced while it is sent: chunked on HTTP/1.1, close-delimited on 1.0.
+
+    Each item of ``body`` is written and flushed as soon as it is produced (Server-Sent Events rely on it).
+    The server stops iterating (and calls ``aclose()`` on an async generator) when the client goes away.
+
+    Args:
+        body: the pieces of the body, bytes or text (UTF-8).
+        status: the status code.
+        headers: extra header fields.
+        content_type: the ``Content-Type``.
+        send_timeout: longest wait for the client to take one piece (a reader that stopped reading is cut
+            off); ``None`` waits forever.
+        on_close: called once when the response ends, however it ends (finished, client gone, error).
+    """
+
+    __slots__ = ("status", "headers", "body", "send_timeout", "on_close")
+
+    def __init__(
+        self,
+        body: AsyncIterable[bytes | str],
+        status: int = 200,
+        headers: HeadersLike | None = None,
+        content_type: str | None = None,
+        *,
+        send_timeout: float | None = None,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.headers = encode_headers(headers)
+        if content_type is not None:
+            self.headers.insert(0, (b"content-type", content_type.encode("latin-1")))
+        self.send_timeout = send_timeout
+        self.on_close = on_close
+
+
+Handler = Callable[[Request], Awaitable["Response | StreamingResponse"]]
+WebSocketHandler = Callable[["WebSocket"], Awaitable[None]]
+
+_PARAM_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::(path))?\}")
+
+
+class Route:
+    """One path with its handlers by method (and maybe a WebSocket handler)."""
+
+    __slots__ = ("path", "pattern", "handlers", "any_method", "websocket", "max_body_size", "ws_options")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.pattern: re.Pattern[str] | None = None
+        if "{" in path:
+            regex = ""
+            pos = 0
+            for m in _PARAM_RE.finditer(path):
+                regex += re.escape(path[pos : m.start()])
+                regex += f"(?P<{m.group(1)}>.+)" if m.group(2) else f"(?P<{m.group(1)}>[^/]+)"
+                pos = m.end()
+            self.pattern = re.compile(regex + re.escape(path[pos:]))
+        self.handlers: dict[str, Handler] = {}
+        self.any_method: Handler | None = None
+        self.websocket: WebSocketHandler | None = None
+        self.max_body_size: dict[str, int] = {}
+        self.ws_options: dict[str, Any] = {}
+
+    def allowed(self) -> list[str]:
+        """The methods this path answers, for ``Allow`` (RFC 9110 §10.2.1)."""
+        methods = set(self.handlers)
+        if "GET" in methods:
+            methods.add("HEAD")
+        if self.websocket is not None:
+            methods.add("GET")
+        return sorted(methods)
+
+
+class App:
+    """Routes requests to handlers.
+
+    Args:
+        max_body_size: default body limit for routes that set none (``None``: the server's
+            ``Limits.max_body_size``).
+    """
+
+    def __init__(self) -> None:
+        self._exact: dict[str, Route] = {}
+        self._patterns: list[Route] = []
+        #: Called with the server once it is listening, and on shutdown (for hub tasks, etc.).
+        self.on_startup: list[Callable[[], Awaitable[None]]] = []
+        self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
+
+    def _route(self, path: str) -> Route:
+        if not path.startswith("/"):
+            raise ValueError(f"route paths start with '/': {path!r}")
+        route = self._exact.get(path)
+        if route is None:
+            for candidate in self._patterns:
+                if candidate.path == path:
+                    return candidate
+            route = Route(path)
+            if route.pattern is None:
+                self._exact[path] = route
+            else:
+                self._patterns.append(route)
+        return route
+
+    def route(
+        self,
+        path: str,
+        methods: Iterable[str] | None = ("GET",),
+        *,
+        max_body_size: int | None = None,
+    ) -> Callable[[Handler], Handler]:
+        """Register a handler for ``path`` and ``methods`` (``None``: any method token).
+
+        Args:
+            path: ``/literal`` or with ``{name}`` segments (``{name:path}`` matches across slashes).
+            methods: method tokens, case-sensitive (RFC 9110 §9.1).
+            max_body_size: this route's body limit (413 past it).
+        """
+
+        def register(handler: Handler) -> Handler:
+            route = self._route(path)
+            if methods is None:
+                route.any_method = handler
+                if max_body_size is not None:
+                    route.max_body_size["*"] = max_body_size
+            else:
+                for method in methods:
+                    route.handlers[method] = handler
+                    if max_body_size is not None:
+                        route.max_body_size[method] = max_body_size
+            return handler
+
+        return register
+
+    def get(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+        """Shorthand for ``route(path, ["GET"])`` (HEAD is answered by the GET handler, body omitted)."""
+        return self.route(path, ("GET",), **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+        """Shorthand for ``route(path, ["POST"])``."""
+        return self.route(path, ("POST",), **kwargs)
+
+    def websocket(self, path: str, **options: Any) -> Callable[[WebSocketHandler], WebSocketHandler]:
+        """Register a WebSocket handler for ``path``.
+
+        Options (all optional): ``subprotocols`` (list, in order of preference), ``origins`` (allowlist;
+        403 otherwise), ``compression`` (``"permessage-deflate"`` or ``None``), ``limits`` (a
+        :class:`rawrt.limits.Limits` for this endpoint: message size, ping interval, ...).
+        """
+
+        def register(handler: WebSocketHandler) -> WebSocketHandler:
+            route = self._route(path)
+            route.websocket = handler
+            route.ws_options = options
+            return handler
+
+        return register
+
+    def match(self, path: str) -> tuple[Route, dict[str, str]] | None:
+        """Find the route for ``path`` and its captured parameters."""
+        route = self._exact.get(path)
+        if route is not None:
+            return route, {}
+        for route in self._patterns:
+            assert route.pattern is not None
+            m = route.pattern.fullmatch(path)
+            if m is not None:
+                return route, m.groupdict()
+        return None

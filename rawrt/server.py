@@ -1,0 +1,592 @@
+"""The asyncio server: one task per TCP connection, driving :class:`rawrt.sansio.http11.HTTPConnection`.
+
+Strategy (hypercorn's ``tcp_server.py`` shape, on ``asyncio.start_server`` streams):
+
+* The connection task reads ``reader.read(MAX_RECV)`` under a timeout, feeds the bytes to the sans-IO
+  connection, and handles its events one exchange at a time. Pipelined requests are therefore answered in
+  order by construction (RFC 9112 §9.3.2), and each connection has exactly one writer: this task.
+* Every failure is turned into an answer in one place, :meth:`ServerConnection._serve`: a protocol error
+  gets its status and ``Connection: close``; a handler's bug gets a bare 500 and a logged traceback; a
+  client that went away is not an error at all.
+* Time lives here, not in the sans-IO layer: the ``Date`` header, the header/body/keep-alive timeouts,
+  the graceful-shutdown deadline.
+
+Logging goes to ``rawrt.error`` (problems) and ``rawrt.access`` (one line per response, INFO).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl as _ssl
+import sys
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Any
+
+from .app import App, Request, Response, StreamingResponse
+from .errors import LimitExceeded, ProtocolError, RemoteProtocolError
+from .limits import DEFAULT_LIMITS, MAX_RECV, Limits
+from .sansio import http11
+from .sansio.headers import HeaderList, Headers
+
+if TYPE_CHECKING:
+    from .websocket import WebSocket
+
+__all__ = ["Server", "ServerConnection", "http_date", "serve"]
+
+error_log = logging.getLogger("rawrt.error")
+access_log = logging.getLogger("rawrt.access")
+
+_date_cache: tuple[int, bytes] = (0, b"")
+
+
+def http_date() -> bytes:
+    """The current time as an IMF-fixdate (RFC 9110 §5.6.7), computed at most once a second."""
+    global _date_cache
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache = (now, formatdate(now, usegmt=True).encode("ascii"))
+    return _date_cache[1]
+
+
+if sys.version_info >= (3, 11):
+    _timeout = asyncio.timeout
+else:  # pragma: no cover - Python 3.10
+
+    @contextlib.asynccontextmanager
+    async def _timeout(delay: float | None) -> Any:
+        task = asyncio.current_task()
+        assert task is not None
+        handle = None if delay is None else asyncio.get_running_loop().call_later(delay, task.cancel)
+        try:
+            yield
+        except asyncio.CancelledError:
+            if handle is not None and handle.when() <= asyncio.get_running_loop().time():
+                raise TimeoutError from None
+            raise
+        finally:
+            if handle is not None:
+                handle.cancel()
+
+
+class _ClientGone(Exception):
+    """The client closed or reset the connection: stop quietly."""
+
+
+class ServerConnection:
+    """One accepted TCP connection speaking HTTP/1.1 (until it maybe switches to WebSocket)."""
+
+    def __init__(self, server: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.server = server
+        self.limits = server.limits
+        self.reader = reader
+        self.writer = writer
+        self.conn = http11.HTTPConnection(server.limits)
+        self.events: deque[http11.Event] = deque()
+        peer = writer.get_extra_info("peername")
+        self.client: tuple[str, int] | None = (str(peer[0]), int(peer[1])) if peer else None
+        #: Waiting for a request with nothing buffered: safe to close at shutdown.
+        self.idle = True
+        self.requests_served = 0
+        self.task: asyncio.Task[None] | None = None
+        self.websocket: WebSocket | None = None
+        self._disconnected = False
+        self._watcher: asyncio.Task[None] | None = None
+        self._cancel_on_disconnect = False
+        self._closing = False
+        #: The trailer fields of the last chunked body read (RFC 9112 §7.1.2).
+        self.trailers: HeaderList = []
+
+    # ------------------------------------------------------------------------------------------- I/O
+
+    async def _read(self, timeout: float | None) -> bytes:
+        if timeout is None:
+            return await self.reader.read(MAX_RECV)
+        async with _timeout(timeout):
+            return await self.reader.read(MAX_RECV)
+
+    def _feed(self, data: bytes) -> None:
+        if data:
+            self.conn.receive_data(data)
+        else:
+            self.conn.receive_eof()
+
+    def _flush(self) -> bool:
+        """Write what the sans-IO connection produced. Returns False when it asked to close."""
+        out = self.conn.data_to_send()
+        keep = True
+        if out and out[-1] == b"":
+            out.pop()
+            keep = False
+        if out:
+            self.writer.write(out[0] if len(out) == 1 else b"".join(out))
+        return keep
+
+    async def _drain(self, timeout: float | None = None) -> None:
+        transport = self.writer.transport
+        if transport.get_write_buffer_size() > self.limits.write_high_water or transport.is_closing():
+            if timeout is None:
+                await self.writer.drain()
+            else:
+                async with _timeout(timeout):
+                    await self.writer.drain()
+
+    async def _next_event(self, timeout: float | None) -> http11.Event:
+        """The next event of the current exchange, reading as needed (each read bounded by ``timeout``)."""
+        while not self.events:
+            self.events.extend(self.conn.events_received())
+            if self.events:
+                break
+            if self._watcher is not None:
+                await self._stop_watching()
+                continue
+            self._feed(await self._read(timeout))
+        return self.events.popleft()
+
+    # ---------------------------------------------------------------------------- disconnect watching
+
+    async def wait_disconnected(self) -> None:
+        """Return when the client has gone away, or the server is shutting down (see :class:`Request`)."""
+        if self._disconnected:
+            return
+        if self._watcher is None:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        shutdown = self.server.shutdown_event
+        waiter = asyncio.ensure_future(shutdown.wait())
+        try:
+            await asyncio.wait({self._watcher, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+
+    def is_disconnected(self) -> bool:
+        return self._disconnected
+
+    async def _watch(self) -> None:
+        """Read while the handler holds the request, so a client that leaves is noticed at once.
+
+        Bytes that arrive meanwhile (a pipelined request) are kept for the parser, up to one request head's
+        worth; past that the watcher stops reading, which is TCP backpressure on the client.
+        """
+        budget = self.limits.max_request_line + self.limits.max_header_bytes
+        try:
+            while self.conn.buffered_bytes <= budget:
+                data = await self.reader.read(MAX_RECV)
+                self._feed(data)
+                if not data:
+                    break
+            else:
+                await asyncio.Event().wait()  # keep "not disconnected" until cancelled
+        except (ConnectionError, OSError):
+            pass
+        except asyncio.CancelledError:
+            return
+        self._disconnected = True
+        if self._cancel_on_disconnect and self.task is not None:
+            self.task.cancel()
+
+    async def _stop_watching(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None and not watcher.done():
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    # ------------------------------------------------------------------------------------ the exchange
+
+    async def run(self) -> None:
+        """Serve requests until the connection ends; never raises."""
+        self.task = asyncio.current_task()
+        try:
+            await self._serve()
+        except (_ClientGone, ConnectionError, TimeoutError, asyncio.IncompleteReadError):
+            pass  # RFC 9112 §9.6: a client may close at any time; that is not a server error
+        except asyncio.CancelledError:
+            if not self.server.closing:
+                raise
+        except Exception:  # pragma: no cover - a bug in rawrt itself
+            error_log.exception("unexpected error on connection from %s", self.client)
+        finally:
+            await self._stop_watching()
+            self.server.connections.discard(self)
+            if self.websocket is None:
+                self.writer.close()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.writer.wait_closed(), 1.0)
+
+    async def _serve(self) -> None:
+        limits = self.limits
+        loop = asyncio.get_running_loop()
+        while True:
+            # Waiting for a request head: the keep-alive timeout while nothing has arrived, then the header
+            # timeout from the first byte (slowloris: a head must arrive within a bound, not trickle on).
+            self.idle = self.conn.buffered_bytes == 0
+            if self.server.closing and self.idle:
+                return
+            deadline: float | None = None
+            try:
+                while not self.events:
+                    self.events.extend(self.conn.events_received())
+                    if self.events:
+                        break
+                    if self.conn.buffered_bytes and deadline is None and limits.header_timeout is not None:
+                        deadline = loop.time() + limits.header_timeout
+                        self.idle = False
+                    if deadline is not None:
+                        timeout: float | None = max(0.0, deadline - loop.time())
+                    elif self.requests_served:
+                        timeout = limits.keep_alive_timeout
+                    else:
+                        timeout = limits.header_timeout
+                    self._feed(await self._read(timeout))
+            except TimeoutError:
+                if self.conn.buffered_bytes:
+                    # RFC 9110 §15.5.9: 408, the client did not produce a request in time.
+                    self._reject(RemoteProtocolError("request head not received in time", status_hint=408))
+                return
+            except ProtocolError as exc:
+                self._reject(exc)
+                return
+            event = self.events.popleft()
+            if type(event) is http11.ConnectionEnded:
+                return
+            assert type(event) is http11.Request
+            self.idle = False
+            if not await self._exchange(event):
+                return
+            self.requests_served += 1
+            if self.server.closing:
+                return
+
+    def _reject(self, exc: ProtocolError) -> None:
+        """Answer a protocol error with its status and close: one place for every such answer."""
+        error_log.debug("rejecting request from %s: %s %s", self.client, exc.status_hint, exc)
+        self.conn.reject(exc, date=http_date())
+        self._flush()
+        self._log_access(None, exc.status_hint)
+
+    async def _exchange(self, event: http11.Request) -> bool:
+        """Route, run and answer one request. Returns whether the connection may carry another."""
+        app = self.server.app
+        request = Request(
+            event.method.decode("ascii"),
+            event.target.decode("ascii"),
+            event.http_version.decode("ascii"),
+            Headers(event.headers),
+            client=self.client,
+            source=self,
+        )
+        found = app.match(request.path)
+        handler = None
+        response: Response | StreamingResponse | None = None
+        if found is None:
+            response = Response.text("Not Found\n", 404)
+        else:
+            route, request.path_params = found
+            method = request.method
+            if route.websocket is not None and method == "GET" and event.upgrade is not None:
+                return await self._upgrade(route, event, request)
+            handler = route.handlers.get(method)
+            if handler is None and method == "HEAD":
+                handler = route.handlers.get("GET")
+            if handler is None:
+                handler = route.any_method
+            if handler is None:
+                if route.websocket is not None and method == "GET":
+                    # RFC 6455 §4.2.2 / RFC 9110 §15.5.22: this resource speaks WebSocket only.
+                    response = Response.text(
+                        "Upgrade Required: this endpoint speaks WebSocket\n",
+                        426,
+                        [("upgrade", "websocket"), ("connection", "upgrade")],
+                    )
+                else:
+                    allow = ", ".join(route.allowed())
+                    response = Response.text("Method Not Allowed\n", 405, [("allow", allow)])
+            else:
+                limit = route.max_body_size.get(
+                    method, route.max_body_size.get("*", self.limits.max_body_size)
+                )
+                try:
+                    self.conn.set_max_body_size(limit)
+                except LimitExceeded as exc:
+                    self._reject(exc)
+                    return False
+        if handler is not None:
+            try:
+                response = await handler(request)
+            except ProtocolError as exc:
+                # Raised while reading the body (bad chunk, 413, EOF): answer it if we still can.
+                if self.conn.server_state is http11.State.SEND_RESPONSE:
+                    self._reject(exc)
+                return False
+            except (_ClientGone, ConnectionError):
+                raise
+            except asyncio.CancelledError:
+                if self._disconnected:
+                    raise _ClientGone from None
+                raise
+            except Exception:
+                error_log.exception("handler for %s %s failed", request.method, request.target)
+                if self.conn.server_state is http11.State.SEND_RESPONSE:
+                    self._reject(_internal_error())
+                return False
+            if not isinstance(response, (Response, StreamingResponse)):
+                error_log.error("handler for %s returned %r, not a Response", request.target, response)
+                self._reject(_internal_error())
+                return False
+        await self._stop_watching()
+        assert response is not None
+        if isinstance(response, Response):
+            self.conn.send_response_bytes(response.status, response.headers, response.body, date=http_date())
+            keep = self._flush()
+            await self._drain()
+        else:
+            keep = await self._stream(response)
+        self._log_access(request, response.status)
+        if not keep:
+            return False
+        return await self._discard_unread_body()
+
+    async def _stream(self, response: StreamingResponse) -> bool:
+        """Send a streaming body, each piece flushed at once; stop when the client leaves."""
+        self.conn.send_response(response.status, response.headers, date=http_date())
+        self._flush()
+        body = response.body
+        try:
+            self._cancel_on_disconnect = True
+            if self._watcher is None and self.conn.client_state is not http11.State.SEND_BODY:
+                self._watcher = asyncio.get_running_loop().create_task(self._watch())
+            await self._drain(response.send_timeout)
+            async for piece in body:
+                self.conn.send_data(piece.encode("utf-8") if isinstance(piece, str) else piece)
+                self._flush()
+                # Each piece waits for the transport to take it, bounded by send_timeout: a reader that
+                # stopped reading is cut off instead of growing our buffer without end.
+                transport = self.writer.transport
+                if transport.get_write_buffer_size() > 0 or transport.is_closing():
+                    if response.send_timeout is None:
+                        await self.writer.drain()
+                    else:
+                        async with _timeout(response.send_timeout):
+                            await self.writer.drain()
+            self._cancel_on_disconnect = False
+            self.conn.send_end()
+            keep = self._flush()
+            await self._drain()
+            return keep
+        except asyncio.CancelledError:
+            if self._disconnected:
+                task = asyncio.current_task()
+                if task is not None and hasattr(task, "uncancel"):
+                    task.uncancel()
+                raise _ClientGone from None
+            raise
+        finally:
+            self._cancel_on_disconnect = False
+            aclose = getattr(body, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+            if response.on_close is not None:
+                try:
+                    response.on_close()
+                except Exception:
+                    error_log.exception("on_close callback failed")
+
+    async def _discard_unread_body(self) -> bool:
+        """Read and drop what the handler left of the body, so the next request can be parsed."""
+        conn = self.conn
+        if conn.client_state is not http11.State.SEND_BODY:
+            return conn.server_state is not http11.State.MUST_CLOSE
+        try:
+            while True:
+                event = await self._next_event(self.limits.body_timeout)
+                if type(event) is http11.EndOfMessage:
+                    return self._flush() and conn.server_state is http11.State.IDLE
+        except (ProtocolError, TimeoutError):
+            return False
+
+    # -------------------------------------------------------------- the body source for Request.stream()
+
+    async def read_body_chunk(self) -> bytes | None:
+        """The next piece of the request body, or ``None`` at its end. Sends ``100 Continue`` if awaited."""
+        conn = self.conn
+        if conn.client_state is not http11.State.SEND_BODY and not self.events:
+            return None
+        if conn.expects_continue:
+            conn.send_informational(100)
+            self._flush()
+        try:
+            event = await self._next_event(self.limits.body_timeout)
+        except TimeoutError:
+            raise RemoteProtocolError("request body stalled", status_hint=408) from None
+        if type(event) is http11.Data:
+            return event.data
+        assert type(event) is http11.EndOfMessage
+        self.trailers = event.trailers
+        return None
+
+    # -------------------------------------------------------------------------------------- WebSocket
+
+    async def _upgrade(self, route: Any, event: http11.Request, request: Request) -> bool:
+        from .websocket import upgrade
+
+        return await upgrade(self, route, event, request)
+
+    # -------------------------------------------------------------------------------------- logging
+
+    def _log_access(self, request: Request | None, status: int) -> None:
+        if access_log.isEnabledFor(logging.INFO):
+            peer = f"{self.client[0]}:{self.client[1]}" if self.client else "-"
+            line = f"{request.method} {request.target} HTTP/{request.http_version}" if request else "-"
+            access_log.info('%s - "%s" %d', peer, line, status)
+
+    def abort_idle(self) -> None:
+        """Shutdown: close this connection now if it is waiting for a request."""
+        if self.idle and self.task is not None and self.websocket is None:
+            self.task.cancel()
+
+
+def _internal_error() -> ProtocolError:
+    return ProtocolError("internal server error", status_hint=500)
+
+
+class Server:
+    """An HTTP/1.1 + WebSocket server for an :class:`App`.
+
+    Args:
+        app: the application.
+        limits: size and time limits.
+        ssl: a server-side :class:`ssl.SSLContext` for HTTPS/WSS.
+        trace: log every WebSocket frame to ``rawrt.trace`` (direction, FIN, opcode, mask, length, payload).
+    """
+
+    def __init__(
+        self,
+        app: App,
+        limits: Limits = DEFAULT_LIMITS,
+        *,
+        ssl: _ssl.SSLContext | None = None,
+        trace: bool = False,
+    ) -> None:
+        self.app = app
+        self.limits = limits
+        self.ssl = ssl
+        self.trace = trace
+        self.connections: set[ServerConnection] = set()
+        self.websockets: set[WebSocket] = set()
+        self.closing = False
+        self._server: asyncio.Server | None = None
+        self._shutdown_event: asyncio.Event | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def shutdown_event(self) -> asyncio.Event:
+        """Set when a graceful shutdown begins."""
+        if self._shutdown_event is None:
+            self._shutdown_event = asyncio.Event()
+        return self._shutdown_event
+
+    async def start(self, host: str = "127.0.0.1", port: int = 8000) -> None:
+        """Listen on ``host:port`` (port 0 picks a free port; see :attr:`port`)."""
+        self._server = await asyncio.start_server(
+            self._accept, host, port, ssl=self.ssl, limit=MAX_RECV, backlog=1024
+        )
+        for hook in self.app.on_startup:
+            await hook()
+
+    @property
+    def port(self) -> int:
+        """The port actually bound."""
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def host(self) -> str:
+        assert self._server is not None
+        return str(self._server.sockets[0].getsockname()[0])
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.closing:
+            writer.close()
+            return
+        if len(self.connections) >= self.limits.max_connections:
+            # Over the cap: a one-shot 503 (RFC 9110 §15.6.4) so the client knows to retry, then close.
+            writer.write(
+                b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                b"content-length: 20\r\nretry-after: 1\r\nconnection: close\r\n\r\nserver at capacity.\n"
+            )
+            writer.close()
+            return
+        conn = ServerConnection(self, reader, writer)
+        self.connections.add(conn)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        await conn.run()
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        """Graceful shutdown: stop accepting, close idle connections, close WebSockets with 1001, let
+        in-flight requests finish; anything still running after ``timeout`` (default
+        ``limits.shutdown_timeout``) is cancelled."""
+        if self.closing:
+            return
+        self.closing = True
+        self.shutdown_event.set()
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            conn.abort_idle()
+        closers = [ws.close(1001, "server shutting down") for ws in list(self.websockets)]
+        if closers:
+            await asyncio.gather(*closers, return_exceptions=True)
+        tasks = [t for t in self._tasks if not t.done()]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=timeout or self.limits.shutdown_timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+        for hook in self.app.on_shutdown:
+            await hook()
+
+
+async def serve(
+    app: App,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    ssl: _ssl.SSLContext | None = None,
+    trace: bool = False,
+    ready: Callable[[Server], Awaitable[None] | None] | None = None,
+) -> None:
+    """Run a server until cancelled or until SIGINT/SIGTERM, then shut down gracefully."""
+    import signal
+
+    server = Server(app, limits, ssl=ssl, trace=trace)
+    await server.start(host, port)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        if ready is not None:
+            result = ready(server)
+            if result is not None:
+                await result
+        await stop.wait()
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        await server.shutdown()
