@@ -45,7 +45,11 @@ HTTP_VERSION_RE = re.compile(rb"HTTP/([0-9])\.([0-9])")
 #   field-name = token (RFC 9110 §5.1). No whitespace is allowed between the name and the colon (§5.1:
 #   "a server MUST reject ... with a response status code of 400"), which the pattern enforces by
 #   requiring the colon right after the token.
-FIELD_LINE_RE = re.compile(rb"(" + TOKEN + rb"):[ \t]*(.*?)[ \t]*")
+# Group 2 is the value *with* its trailing OWS: strip it with ``.rstrip(b" \t")``. A lazy ``(.*?)[ \t]*``
+# would strip it in the pattern, but backtracks quadratically on a value with a long run of inner
+# whitespace (64 KiB of spaces took seconds). DOTALL makes ``.*`` always reach the end, so there is no
+# backtracking at all; a CR, LF or other control byte is then refused by FIELD_VALUE_RE.
+FIELD_LINE_RE = re.compile(rb"(" + TOKEN + rb"):[ \t]*(.*)", re.DOTALL)
 
 # RFC 9110 §5.5: field-value = *field-content ; field-vchar = VCHAR / obs-text
 #   field-content = field-vchar [ 1*( SP / HTAB / field-vchar ) field-vchar ]
@@ -72,7 +76,8 @@ HOST_RE = re.compile(
 _PCHAR = rb"A-Za-z0-9\-._~!$&'()*+,;=:@%"
 ORIGIN_FORM_RE = re.compile(rb"/[" + _PCHAR + rb"/]*(?:\?[" + _PCHAR + rb"/?]*)?")
 
-# RFC 9112 §3.2.2: absolute-form = absolute-URI ; RFC 3986 §4.3: absolute-URI = scheme ":" hier-part [ "?" query ]
+# RFC 9112 §3.2.2: absolute-form = absolute-URI
+# RFC 3986 §4.3: absolute-URI = scheme ":" hier-part [ "?" query ]
 #   scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
 ABSOLUTE_FORM_RE = re.compile(rb"[A-Za-z][A-Za-z0-9+\-.]*:[" + _PCHAR + rb"/?\[\]]*")
 

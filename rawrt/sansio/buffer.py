@@ -1,8 +1,8 @@
 """A receive buffer whose searches never rescan bytes they have already looked at.
 
-A server that searches the whole buffer for ``b"\\r\\n\\r\\n"`` after every ``recv()`` does quadratic work on a
-head that trickles in a byte at a time (the slowloris shape). :meth:`ReceiveBuffer.find_from_mark` remembers
-how far it has looked, so the total work stays O(bytes received) (h11 ``_receivebuffer``).
+A server that searches the whole buffer for ``b"\\r\\n\\r\\n"`` after every ``recv()`` does quadratic work
+on a head that trickles in a byte at a time (the slowloris shape). :meth:`ReceiveBuffer.find_from_mark`
+remembers how far it has looked, so the total work stays O(bytes received) (h11 ``_receivebuffer``).
 
 Removing bytes from the front is ``del buf[:n]``: CPython's ``bytearray`` moves its start pointer instead of
 copying for that, so consuming a buffer piece by piece stays linear too.

@@ -116,12 +116,18 @@ Event = Request | Data | EndOfMessage | ConnectionEnded
 class Role(enum.Enum):
     """Which half of the exchange a state belongs to."""
 
+    # Enum members are singletons, so identity hashing is correct, and it is several times faster than
+    # Enum.__hash__ (a Python-level call): the transition table is looked up a few times per request.
+    __hash__ = object.__hash__
+
     CLIENT = "client"  #: what the peer sends (request head and body)
     SERVER = "server"  #: what we send (interim responses, the response head and body)
 
 
 class State(enum.Enum):
     """The state of one half of the connection."""
+
+    __hash__ = object.__hash__  # see Role
 
     IDLE = "idle"  #: waiting for a request (client) / for a request to answer (server)
     SEND_RESPONSE = "send_response"  #: server only: a request arrived; 1xx or the final head may go out
@@ -228,7 +234,11 @@ class HTTPConnection:
     @property
     def keep_alive(self) -> bool:
         """Whether the connection may carry another request after the current exchange."""
-        return self._response_keep_alive and (self.request is None or self.request.keep_alive)
+        return (
+            self._response_keep_alive
+            and self.client_state is not State.ERROR  # the client's bytes can no longer be trusted
+            and (self.request is None or self.request.keep_alive)
+        )
 
     @property
     def buffered_bytes(self) -> int:
@@ -244,6 +254,8 @@ class HTTPConnection:
         """Buffer bytes from the client. Parsing happens in :meth:`events_received`."""
         if self._eof:
             raise RuntimeError("receive_data() after receive_eof()")
+        if self.client_state is State.ERROR:
+            return  # nothing after a protocol error is ever parsed: don't buffer it either (a discarder)
         self._buffer.append(data)
 
     def receive_eof(self) -> None:
@@ -306,7 +318,7 @@ class HTTPConnection:
             buf.consume(2)
         end = buf.find_from_mark(b"\r\n\r\n")
         if end < 0:
-            self._check_incomplete_head()
+            self._check_head_prefix(len(buf))
             if self._eof:
                 if not buf:
                     self._advance(Role.CLIENT, "eof")
@@ -315,6 +327,9 @@ class HTTPConnection:
                     f"connection closed in the middle of a request head: {printable(bytes(buf.data))}"
                 )
             return None
+        # The checks a byte-at-a-time client would have met before its last byte arrived come first, so the
+        # answer is the same however the head was split.
+        self._check_head_prefix(end + 3)
         head = buf.consume(end + 4)
         request = self._parse_head(head[:end])
         self.request = request
@@ -329,31 +344,55 @@ class HTTPConnection:
         self._advance(Role.SERVER, "request")
         return request
 
-    def _check_incomplete_head(self) -> None:
-        """Refuse a head that is already too big, or broken, before the rest of it arrives."""
+    def _check_head_prefix(self, n: int) -> None:
+        """Refuse a head that is already too big, or broken, judging by its first ``n`` buffered bytes.
+
+        Called on every incomplete head (so a client cannot make the server buffer more than the limits, and a
+        bare CR or LF is answered at once instead of at the header timeout), and on the complete head minus
+        its last byte before it is parsed.
+
+        Each check fires from a given prefix length on, and once fired stays fired. When several have fired,
+        the one that fired at the *shortest* prefix is reported: that is what a client sending one byte at a
+        time would get, so the status never depends on how the bytes were split.
+        """
         data = self._buffer.data
         limits = self.limits
-        line_end = data.find(b"\r\n", 0, limits.max_request_line + 2)
-        if line_end < 0 and len(data) > limits.max_request_line + 1:
+        never = n + 1
+        # 414: no CRLF among the first max_request_line + 2 bytes means the request line is too long.
+        at_414 = limits.max_request_line + 2
+        if at_414 > n or data.find(b"\r\n", 0, at_414) >= 0:
+            at_414 = never
+        # 431: the complete head may be max_request_line + max_header_bytes + 4 bytes (CRLF CRLF included);
+        # an incomplete one may already hold 3 bytes of that terminator.
+        at_431 = limits.max_request_line + limits.max_header_bytes + 4
+        if at_431 > n:
+            at_431 = never
+        # RFC 9112 §2.2 allows a recipient to accept a bare LF as a line terminator; rawrt does not (a bare LF
+        # is how several smuggling attacks split lines differently from a front end). The first LF of the
+        # head ends the request line: if it is bare, the head is broken.
+        lf = data.find(b"\n", 0, n)
+        at_lf = lf + 1 if lf >= 0 and (lf == 0 or data[lf - 1] != 0x0D) else never
+        # A CR that the next byte shows is not part of a CRLF: a bare CR in the request line.
+        cr = data.find(b"\r", 0, n)
+        at_cr = cr + 2 if 0 <= cr < n - 1 and data[cr + 1] != 0x0A else never
+        first = min(at_414, at_431, at_lf, at_cr)
+        if first == never:
+            return
+        if first == at_414:
             raise LimitExceeded(f"request line longer than {limits.max_request_line} bytes", status_hint=414)
-        if len(data) > limits.max_request_line + 2 + limits.max_header_bytes:
+        if first == at_431:
             raise LimitExceeded(
                 f"header section larger than {limits.max_header_bytes} bytes", status_hint=431
             )
-        # A bare LF or bare CR line ending would otherwise leave the head open until the timeout: say so now.
-        # (RFC 9112 §2.2 allows a recipient to accept a bare LF; rawrt does not, see _parse_head.)
-        lf = data.find(b"\n")
-        if lf >= 0 and (lf == 0 or data[lf - 1] != 0x0D):
+        if first == at_lf:
             raise RemoteProtocolError("bare LF in request head: lines must end with CRLF (RFC 9112 §2.2)")
-        if line_end < 0 and 0 <= data.find(b"\r") < len(data) - 1:
-            raise RemoteProtocolError("bare CR in request line (RFC 9112 §2.2)")
+        raise RemoteProtocolError("bare CR in request line (RFC 9112 §2.2)")
 
     def _parse_head(self, head: bytes) -> Request:
         limits = self.limits
         lines = head.split(b"\r\n")
         line = lines[0]
-        if len(line) > limits.max_request_line:
-            raise LimitExceeded(f"request line longer than {limits.max_request_line} bytes", status_hint=414)
+        # A request line longer than max_request_line has already been refused (414) by _check_head_prefix.
         match = abnf.REQUEST_LINE_RE.fullmatch(line)
         if match is None:
             raise RemoteProtocolError(self._explain_request_line(line))
@@ -380,7 +419,8 @@ class HTTPConnection:
             m = field_line(raw)
             if m is None or field_value(m.group(2)) is None:
                 raise RemoteProtocolError(self._explain_field_line(raw))
-            name, value = m.groups()
+            name = m.group(1)
+            value = m.group(2).rstrip(b" \t")  # RFC 9112 §5: the trailing OWS is not part of the value
             headers.append((name, value))
             lname = name.lower()
             # Only the fields that decide framing and connection handling are looked at here.
@@ -457,12 +497,13 @@ class HTTPConnection:
     @staticmethod
     def _check_target(method: bytes, target: bytes) -> None:
         # RFC 9112 §3.2: the four forms, each tied to what it may be used with.
-        if target[:1] == b"/":
+        if method == b"CONNECT":
+            # §3.2.3 and RFC 9110 §9.3.6: CONNECT's target is only ever "host:port".
+            ok = abnf.AUTHORITY_FORM_RE.fullmatch(target) is not None
+            form = "authority-form (CONNECT)"
+        elif target[:1] == b"/":
             ok = abnf.ORIGIN_FORM_RE.fullmatch(target) is not None
             form = "origin-form"
-        elif method == b"CONNECT":
-            ok = abnf.AUTHORITY_FORM_RE.fullmatch(target) is not None
-            form = "authority-form"
         elif target == b"*":
             ok = method == b"OPTIONS"  # §3.2.4: asterisk-form is only for a server-wide OPTIONS
             form = "asterisk-form (OPTIONS only)"
@@ -525,7 +566,8 @@ class HTTPConnection:
             if codings[-1] != b"chunked":
                 # §6.3 rule 4: a request whose final coding is not chunked cannot be delimited: 400, close.
                 raise RemoteProtocolError(
-                    f"Transfer-Encoding {printable(b', '.join(codings))} does not end in chunked (RFC 9112 §6.3)"
+                    f"Transfer-Encoding {printable(b', '.join(codings))} does not end in chunked"
+                    " (RFC 9112 §6.3)"
                 )
             if codings.count(b"chunked") > 1:
                 raise RemoteProtocolError("chunked applied more than once (RFC 9112 §7)")
@@ -539,8 +581,8 @@ class HTTPConnection:
                 )
             return None, True
         if content_lengths:
-            # RFC 9110 §8.6 / RFC 9112 §6.3 rule 5: a list of identical valid values may be taken as one value;
-            # differing or invalid values are unrecoverable.
+            # RFC 9110 §8.6 / RFC 9112 §6.3 rule 5: a list of identical valid values may be taken as one
+            # value; differing or invalid values are unrecoverable.
             values = {v.strip(b" \t") for value in content_lengths for v in value.split(b",")}
             if len(values) != 1:
                 raise RemoteProtocolError(
@@ -570,6 +612,13 @@ class HTTPConnection:
         request = self.request
         assert request is not None
         if not request.chunked:
+            if request.content_length is not None and request.content_length > self.max_body_size:
+                # The default limit (or the route's, if set_max_body_size raised it after the Request event)
+                # is enforced before any of the body is read, whether or not the server called
+                # set_max_body_size.
+                raise LimitExceeded(
+                    f"Content-Length {request.content_length} exceeds the limit of {self.max_body_size} bytes"
+                )
             if self._body_remaining == 0:
                 self._advance(Role.CLIENT, "end")
                 return EndOfMessage()
@@ -613,7 +662,8 @@ class HTTPConnection:
                 end = buf.find_from_mark(b"\r\n")
                 max_line = abnf_chunk_line_max(self.limits)
                 if end < 0:
-                    if len(buf) > max_line:
+                    # + 1: the line's CR may already be here without its LF (same answer however split).
+                    if len(buf) > max_line + 1:
                         raise RemoteProtocolError(f"chunk-size line longer than {max_line} bytes")
                     self._check_eof_in_body("in a chunk-size line")
                     return None
@@ -640,7 +690,8 @@ class HTTPConnection:
                 return EndOfMessage()
             end = buf.find_from_mark(b"\r\n\r\n")
             if end < 0:
-                if len(buf) > self.limits.max_header_bytes:
+                # + 3: up to three bytes of the closing CRLF CRLF may be here already (split-independence).
+                if len(buf) > self.limits.max_header_bytes + 3:
                     raise LimitExceeded(
                         f"trailer section larger than {self.limits.max_header_bytes} bytes",
                         status_hint=431,
@@ -669,7 +720,7 @@ class HTTPConnection:
             m = abnf.FIELD_LINE_RE.fullmatch(raw)
             if m is None or abnf.FIELD_VALUE_RE.fullmatch(m.group(2)) is None:
                 raise RemoteProtocolError("in trailers: " + self._explain_field_line(raw))
-            trailers.append((m.group(1), m.group(2)))
+            trailers.append((m.group(1), m.group(2).rstrip(b" \t")))
         return trailers
 
     # ------------------------------------------------------------------------------------------ writing
@@ -682,10 +733,13 @@ class HTTPConnection:
                 response to an HTTP/1.0 client"), or the final response has started.
         """
         request = self.request
-        if request is None or request.http_version == b"1.0":
+        if request is None:
+            raise LocalProtocolError("no request to respond to")
+        if request.http_version == b"1.0":
             raise LocalProtocolError("a 1xx response must not be sent to an HTTP/1.0 client (RFC 9110 §15.2)")
         if not 100 <= status < 200 or status == 101:
             raise LocalProtocolError(f"{status} is not an interim status (use send_response for 101)")
+        _check_fields(headers or [])
         self._advance(Role.SERVER, "informational")
         if status == 100:
             self._sent_continue = True
@@ -721,7 +775,12 @@ class HTTPConnection:
         request = self.request
         if request is None:
             raise LocalProtocolError("no request to respond to")
+        # Everything the app passed is checked before any state changes: a LocalProtocolError leaves the
+        # connection as it was, so the server can still answer 500 with reject().
+        _check_fields(headers)
         if status == 101:
+            if request.http_version == b"1.0":
+                raise LocalProtocolError("101 must not be sent to an HTTP/1.0 client (RFC 9110 §15.2)")
             self._advance(Role.SERVER, "switch")
             self._out.append(self._head(101, headers, date))
             if self.client_state is State.DONE:
@@ -729,20 +788,22 @@ class HTTPConnection:
             return
         if not 200 <= status < 600:
             raise LocalProtocolError(f"invalid final status {status}")
-        self._advance(Role.SERVER, "response")
-        keep_alive = request.keep_alive
+        # An exchange whose request failed (e.g. set_max_body_size raised) cannot be followed by another one.
+        keep_alive = request.keep_alive and self.client_state is not State.ERROR
         content_length: int | None = None
         out_headers: HeaderList = []
         has_date = has_server = False
         for name, value in headers:
             lname = name.lower()
             if lname == b"content-length":
+                if abnf.CONTENT_LENGTH_RE.fullmatch(value) is None:
+                    raise LocalProtocolError(f"invalid Content-Length {printable(value)} in response")
                 content_length = int(value)
                 continue  # re-added below unless the status forbids it
             elif lname == b"transfer-encoding":
                 continue  # the writer owns the framing
             elif lname == b"connection":
-                if b"close" in value.lower():
+                if any(t.strip(b" \t").lower() == b"close" for t in value.split(b",")):
                     keep_alive = False
                 continue  # rewritten below from the decision
             elif lname == b"date":
@@ -750,6 +811,7 @@ class HTTPConnection:
             elif lname == b"server":
                 has_server = True
             out_headers.append((name, value))
+        self._advance(Role.SERVER, "response")
         no_body = status in _NO_BODY_STATUSES or request.method == b"HEAD"
         self._suppress_body = no_body
         self._send_chunked = False
@@ -811,6 +873,7 @@ class HTTPConnection:
         """Finish the response. After it, the connection is ready for the next request or closes."""
         if self.server_state is not State.SEND_BODY:
             raise LocalProtocolError(f"cannot end a response in server state {self.server_state.name}")
+        _check_fields(trailers or [])
         if self._send_remaining:
             raise LocalProtocolError(
                 f"response body {self._send_remaining} bytes short of its Content-Length"
@@ -867,6 +930,16 @@ class HTTPConnection:
             self._out.append(self._head(status, headers, b"") + body)
         self.server_state = State.ERROR
         self._out.append(b"")
+
+
+def _check_fields(headers: HeaderList) -> None:
+    """Refuse app-supplied fields that would not survive the wire: a name that is not a token, or a value
+    with CR, LF, NUL or another control byte (that is response splitting, RFC 9110 §5.5)."""
+    for name, value in headers:
+        if abnf.TOKEN_RE.fullmatch(name) is None:
+            raise LocalProtocolError(f"invalid field name {printable(name)}")
+        if abnf.FIELD_VALUE_RE.fullmatch(value) is None:
+            raise LocalProtocolError(f"invalid value for field {printable(name)}: {printable(value)}")
 
 
 def abnf_chunk_line_max(limits: Limits) -> int:
