@@ -45,6 +45,43 @@ subscription is a ``__slots__`` object whose queue is allocated on its first eve
 request costs a few hundred bytes (measured in ``tests/hub/test_hub.py``).
 
 The hub is not thread-safe: call it from the event loop's thread only.
+
+Driving it from asyncio
+-----------------------
+``wake`` only says "look again"; the events are always taken with ``drain``. Clear the flag *before* draining
+and wait only when ``drain`` returned nothing, so a publish between the two cannot be missed (``wake`` fires
+on the queue's empty -> non-empty transition only, so never wait while events are left)::
+
+    # SSE and WebSocket: one long-lived subscription per connection.
+    ready = asyncio.Event()
+    sub = hub.subscribe(channel, cursor=parse_cursor(last_event_id or ""), wake=ready.set)
+    try:
+        if sub.reset: ...                    # tell the client (SSE "event: reset", a WebSocket message)
+        while True:
+            ready.clear()
+            batch = sub.drain()
+            if batch:
+                send(b"".join(e.sse_bytes for e in batch))   # or each e.json as a text frame
+            elif sub.overflowed:
+                break                        # SSE: end the stream; WebSocket: close 1013; client resumes
+            else:
+                await ready.wait()           # under the heartbeat / ping timeout
+    finally:
+        sub.close()                          # at once, whatever ended the connection
+
+    # Long polling: a held request is a subscription with the client's cursor and a one-shot wake.
+    sub = hub.subscribe(channel, cursor=cursor, wake=lambda: fut.done() or fut.set_result(None))
+    try:
+        batch = sub.drain()
+        if not batch and not sub.overflowed:
+            await asyncio.wait_for(fut, timeout)   # TimeoutError -> answer with no events
+            batch = sub.drain()
+        # answer {"events": [...], "cursor": sub.cursor, "reset": sub.reset}; after an overflow the
+        # batch is empty and the cursor unchanged, so the next poll replays from the history.
+    finally:
+        sub.close()
+
+    # Short polling needs no subscription: hub.since(channel, cursor) answers at once.
 """
 
 from __future__ import annotations
