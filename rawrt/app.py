@@ -214,6 +214,19 @@ class Request:
         return f"<Request {self.method} {self.target}>"
 
 
+_CONTENT_TYPES: dict[str, tuple[bytes, bytes]] = {}
+
+
+def _content_type(value: str) -> tuple[bytes, bytes]:
+    """The validated ``content-type`` field for ``value``, memoised: apps use a handful of types."""
+    field = _CONTENT_TYPES.get(value)
+    if field is None:
+        field = encode_headers([("content-type", value)])[0]
+        if len(_CONTENT_TYPES) < 64:
+            _CONTENT_TYPES[value] = field
+    return field
+
+
 class Response:
     """A complete response with a body of known length.
 
@@ -235,9 +248,9 @@ class Response:
     ) -> None:
         self.status = status
         self.body = body.encode("utf-8") if isinstance(body, str) else body
-        self.headers = encode_headers(headers)
+        self.headers = encode_headers(headers) if headers else []
         if content_type is not None:
-            self.headers.insert(0, (b"content-type", encode_headers([("content-type", content_type)])[0][1]))
+            self.headers.insert(0, _content_type(content_type))
 
     @classmethod
     def text(cls, text: str, status: int = 200, headers: HeadersLike | None = None) -> Response:
@@ -296,7 +309,7 @@ class StreamingResponse:
         self.body = body
         self.headers = encode_headers(headers)
         if content_type is not None:
-            self.headers.insert(0, (b"content-type", content_type.encode("latin-1")))
+            self.headers.insert(0, _content_type(content_type))
         self.send_timeout = send_timeout
         self.on_close = on_close
 

@@ -20,12 +20,11 @@ import asyncio
 import contextlib
 import logging
 import ssl as _ssl
-import sys
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .app import App, Request, Response, StreamingResponse
 from .errors import LimitExceeded, ProtocolError, RemoteProtocolError
@@ -53,24 +52,7 @@ def http_date() -> bytes:
     return _date_cache[1]
 
 
-if sys.version_info >= (3, 11):
-    _timeout = asyncio.timeout
-else:  # pragma: no cover - Python 3.10
-
-    @contextlib.asynccontextmanager
-    async def _timeout(delay: float | None) -> Any:
-        task = asyncio.current_task()
-        assert task is not None
-        handle = None if delay is None else asyncio.get_running_loop().call_later(delay, task.cancel)
-        try:
-            yield
-        except asyncio.CancelledError:
-            if handle is not None and handle.when() <= asyncio.get_running_loop().time():
-                raise TimeoutError from None
-            raise
-        finally:
-            if handle is not None:
-                handle.cancel()
+T = TypeVar("T")
 
 
 class _ClientGone(Exception):
@@ -98,6 +80,9 @@ class ServerConnection:
         self._watcher: asyncio.Task[None] | None = None
         self._cancel_on_disconnect = False
         self._closing = False
+        #: Loop time at which the current bounded wait times out (0: no wait in progress). Read by the reaper.
+        self.deadline = 0.0
+        self._timed_out = False
         #: The trailer fields of the last chunked body read (RFC 9112 §7.1.2).
         self.trailers: HeaderList = []
 
@@ -106,8 +91,35 @@ class ServerConnection:
     async def _read(self, timeout: float | None) -> bytes:
         if timeout is None:
             return await self.reader.read(MAX_RECV)
-        async with _timeout(timeout):
-            return await self.reader.read(MAX_RECV)
+        return await self._bounded(self.reader.read(MAX_RECV), timeout)
+
+    async def _bounded(self, awaitable: Awaitable[T], timeout: float) -> T:
+        """Await with a deadline enforced by the server's reaper (see :meth:`Server._reap`).
+
+        ``asyncio.timeout()`` schedules and cancels a timer on every read, which costs a noticeable share of
+        a small request's time; a deadline stored on the connection and checked by one periodic task costs a
+        float store. The price is precision: a timeout fires up to one reaper tick late.
+        """
+        self.deadline = self.server.loop_time() + timeout
+        try:
+            return await awaitable
+        except asyncio.CancelledError:
+            if self._timed_out:
+                self._timed_out = False
+                task = asyncio.current_task()
+                if task is not None and hasattr(task, "uncancel"):
+                    task.uncancel()
+                raise TimeoutError from None
+            raise
+        finally:
+            self.deadline = 0.0
+
+    def time_out(self) -> None:
+        """Called by the reaper when :attr:`deadline` has passed: interrupt the bounded wait."""
+        self.deadline = 0.0
+        if self.task is not None and not self.task.done():
+            self._timed_out = True
+            self.task.cancel()
 
     def _feed(self, data: bytes) -> None:
         if data:
@@ -126,14 +138,15 @@ class ServerConnection:
             self.writer.write(out[0] if len(out) == 1 else b"".join(out))
         return keep
 
-    async def _drain(self, timeout: float | None = None) -> None:
+    async def _drain(self, timeout: float | None = None, high_water: int | None = None) -> None:
+        """Wait for the transport to take our output when it holds more than ``high_water`` bytes."""
         transport = self.writer.transport
-        if transport.get_write_buffer_size() > self.limits.write_high_water or transport.is_closing():
+        limit = self.limits.write_high_water if high_water is None else high_water
+        if transport.get_write_buffer_size() > limit or transport.is_closing():
             if timeout is None:
                 await self.writer.drain()
             else:
-                async with _timeout(timeout):
-                    await self.writer.drain()
+                await self._bounded(self.writer.drain(), timeout)
 
     async def _next_event(self, timeout: float | None) -> http11.Event:
         """The next event of the current exchange, reading as needed (each read bounded by ``timeout``)."""
@@ -228,10 +241,14 @@ class ServerConnection:
                 return
             deadline: float | None = None
             try:
+                # Parse only when there is something new: after a response, usually nothing is buffered.
+                fresh = self.conn.buffered_bytes > 0 or self.conn.client_state is not http11.State.IDLE
                 while not self.events:
-                    self.events.extend(self.conn.events_received())
-                    if self.events:
-                        break
+                    if fresh:
+                        self.events.extend(self.conn.events_received())
+                        if self.events:
+                            break
+                    fresh = True
                     if self.conn.buffered_bytes and deadline is None and limits.header_timeout is not None:
                         deadline = loop.time() + limits.header_timeout
                         self.idle = False
@@ -348,7 +365,11 @@ class ServerConnection:
         self._log_access(request, response.status)
         if not keep:
             return False
-        return await self._discard_unread_body()
+        if self.events and type(self.events[0]) is http11.EndOfMessage:
+            self.events.popleft()  # the end of a body the handler did not read
+        if self.conn.client_state is http11.State.SEND_BODY:
+            return await self._discard_unread_body()
+        return self.conn.server_state is not http11.State.MUST_CLOSE
 
     async def _stream(self, response: StreamingResponse) -> bool:
         """Send a streaming body, each piece flushed at once; stop when the client leaves."""
@@ -365,13 +386,7 @@ class ServerConnection:
                 self._flush()
                 # Each piece waits for the transport to take it, bounded by send_timeout: a reader that
                 # stopped reading is cut off instead of growing our buffer without end.
-                transport = self.writer.transport
-                if transport.get_write_buffer_size() > 0 or transport.is_closing():
-                    if response.send_timeout is None:
-                        await self.writer.drain()
-                    else:
-                        async with _timeout(response.send_timeout):
-                            await self.writer.drain()
+                await self._drain(response.send_timeout, high_water=0)
             self._cancel_on_disconnect = False
             self.conn.send_end()
             keep = self._flush()
@@ -482,6 +497,15 @@ class Server:
         self._server: asyncio.Server | None = None
         self._shutdown_event: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._reaper: asyncio.Task[None] | None = None
+        self.loop_time: Callable[[], float] = time.monotonic
+        timeouts = [
+            t
+            for t in (limits.header_timeout, limits.body_timeout, limits.keep_alive_timeout)
+            if t is not None
+        ]
+        #: How often the reaper checks deadlines: a quarter of the shortest timeout, between 20 ms and 1 s.
+        self.reaper_tick = min(1.0, max(0.02, min(timeouts, default=4.0) / 4))
 
     @property
     def shutdown_event(self) -> asyncio.Event:
@@ -492,9 +516,12 @@ class Server:
 
     async def start(self, host: str = "127.0.0.1", port: int = 8000) -> None:
         """Listen on ``host:port`` (port 0 picks a free port; see :attr:`port`)."""
+        loop = asyncio.get_running_loop()
+        self.loop_time = loop.time
         self._server = await asyncio.start_server(
             self._accept, host, port, ssl=self.ssl, limit=MAX_RECV, backlog=1024
         )
+        self._reaper = loop.create_task(self._reap())
         for hook in self.app.on_startup:
             await hook()
 
@@ -508,6 +535,15 @@ class Server:
     def host(self) -> str:
         assert self._server is not None
         return str(self._server.sockets[0].getsockname()[0])
+
+    async def _reap(self) -> None:
+        """Time out the connections whose bounded wait has passed its deadline (one task for all)."""
+        while True:
+            await asyncio.sleep(self.reaper_tick)
+            now = self.loop_time()
+            for conn in self.connections:
+                if conn.deadline and conn.deadline <= now:
+                    conn.time_out()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.closing:
@@ -554,6 +590,10 @@ class Server:
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
         for hook in self.app.on_shutdown:
             await hook()
 

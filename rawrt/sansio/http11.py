@@ -273,8 +273,9 @@ class HTTPConnection:
         """Parse what has been buffered.
 
         Returns:
-            The events available now, in order. The list stops right after a :class:`Request` (so the caller
-            can set the body limit) and after :class:`EndOfMessage` (the next request waits for the response).
+            The events available now, in order. The list stops right after a :class:`Request` that has a
+            body (so the caller can set the body limit first; a request without one comes with its
+            :class:`EndOfMessage`), and after :class:`EndOfMessage` (the next request waits for the response).
 
         Raises:
             RemoteProtocolError: the client broke the protocol; ``status_hint`` says how to answer. The
@@ -292,6 +293,8 @@ class HTTPConnection:
                     # body and we discarded the rest), the next exchange starts now.
                     self._maybe_cycle()
                     break
+                if type(event) is Request and event.content_length == 0:
+                    continue  # no body to limit: its EndOfMessage follows at once, saving a round trip
                 if type(event) is not Data:
                     break
         except ProtocolError:
