@@ -216,13 +216,29 @@ class Subscription:
         closed: no more events will be delivered (after :meth:`close` or an overflow).
     """
 
-    __slots__ = ("_hub", "channel", "cursor", "reset", "overflowed", "closed", "_wake", "_queue",
-                 "_queue_size", "_replay_to")  # fmt: skip
+    __slots__ = (
+        "_hub",
+        "channel",
+        "cursor",
+        "reset",
+        "overflowed",
+        "closed",
+        "_wake",
+        "_queue",
+        "_queue_size",
+        "_replay_to",
+    )
 
     def __init__(
-        self, hub: Hub, channel: str, cursor: int, reset: bool, replay_to: int, wake: Callable[[], None],
+        self,
+        hub: Hub,
+        channel: str,
+        cursor: int,
+        reset: bool,
+        replay_to: int,
+        wake: Callable[[], None],
         queue_size: int,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._hub = hub
         self.channel = channel
         self.cursor = cursor
