@@ -357,7 +357,8 @@ class ServerConnection:
         await self._stop_watching()
         assert response is not None
         if isinstance(response, Response):
-            self.conn.send_response_bytes(response.status, response.headers, response.body, date=http_date())
+            headers = self._final_headers(response.headers)
+            self.conn.send_response_bytes(response.status, headers, response.body, date=http_date())
             keep = self._flush()
             await self._drain()
         else:
@@ -371,9 +372,19 @@ class ServerConnection:
             return await self._discard_unread_body()
         return self.conn.server_state is not http11.State.MUST_CLOSE
 
+    def _final_headers(self, headers: HeaderList) -> HeaderList:
+        """The response's headers, plus ``Connection: close`` when a shutdown began while it was prepared.
+
+        RFC 9112 §9.6: a server about to close SHOULD say so in its last response, so that a client does not
+        pipeline (or reuse the connection for) a request that will never be answered.
+        """
+        if self.server.closing:
+            return [*headers, (b"connection", b"close")]
+        return headers
+
     async def _stream(self, response: StreamingResponse) -> bool:
         """Send a streaming body, each piece flushed at once; stop when the client leaves."""
-        self.conn.send_response(response.status, response.headers, date=http_date())
+        self.conn.send_response(response.status, self._final_headers(response.headers), date=http_date())
         self._flush()
         body = response.body
         try:
