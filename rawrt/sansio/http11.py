@@ -209,6 +209,8 @@ class HTTPConnection:
         self._body_received = 0  # decoded body bytes so far (checked against max_body_size)
         self._chunk_remaining = 0  # bytes left in the current chunk
         self._chunk_phase = "size"  # "size" | "data" | "crlf" | "trailers"
+        # An error met after some events of the same events_received() call: raised by the next call.
+        self._pending_error: ProtocolError | None = None
         # Response writing state.
         self._response_keep_alive = True
         self._send_chunked = False
@@ -279,8 +281,13 @@ class HTTPConnection:
 
         Raises:
             RemoteProtocolError: the client broke the protocol; ``status_hint`` says how to answer. The
-                connection is now in the ``ERROR`` state.
+                connection is now in the ``ERROR`` state. Events parsed before the error (the start of a
+                body) are returned first, and the error is raised by the next call, so how the bytes were
+                split never decides what the app sees.
         """
+        if self._pending_error is not None:
+            error, self._pending_error = self._pending_error, None
+            raise error
         events: list[Event] = []
         try:
             while True:
@@ -297,9 +304,11 @@ class HTTPConnection:
                     continue  # no body to limit: its EndOfMessage follows at once, saving a round trip
                 if type(event) is not Data:
                     break
-        except ProtocolError:
+        except ProtocolError as exc:
             self.client_state = State.ERROR
-            raise
+            if not events:
+                raise
+            self._pending_error = exc
         return events
 
     def _next_event(self) -> Event | None:
