@@ -440,6 +440,11 @@ class ServerConnection:
     async def read_body_chunk(self) -> bytes | None:
         """The next piece of the request body, or ``None`` at its end. Sends ``100 Continue`` if awaited."""
         conn = self.conn
+        if conn.client_state is http11.State.ERROR and not self.events:
+            # The parser hands out the Data parsed before a bad chunk first and raises on the next call:
+            # surface that error here. A body cut short by a protocol error must never look complete.
+            conn.events_received()
+            raise RemoteProtocolError("the request body is unreadable after a protocol error")
         if conn.client_state is not http11.State.SEND_BODY and not self.events:
             return None
         if conn.expects_continue:
