@@ -54,6 +54,11 @@ def http_date() -> bytes:
 
 T = TypeVar("T")
 
+#: Longest lingering close (see :meth:`ServerConnection._linger`): enough for a client to read an error
+#: response and notice it, short enough that a client that keeps sending cannot hold the connection.
+#: Apache lingers up to 2 s per read (``MAX_SECS_TO_LINGER`` caps the total at 30 s).
+LINGER_TIMEOUT = 2.0
+
 
 class _ClientGone(Exception):
     """The client closed or reset the connection: stop quietly."""
@@ -213,8 +218,10 @@ class ServerConnection:
     async def run(self) -> None:
         """Serve requests until the connection ends; never raises."""
         self.task = asyncio.current_task()
+        linger = False
         try:
             await self._serve()
+            linger = True
         except (_ClientGone, ConnectionError, TimeoutError, asyncio.IncompleteReadError):
             pass  # RFC 9112 §9.6: a client may close at any time; that is not a server error
         except asyncio.CancelledError:
@@ -226,9 +233,35 @@ class ServerConnection:
             await self._stop_watching()
             self.server.connections.discard(self)
             if self.websocket is None:
+                if linger:
+                    await self._linger()
                 self.writer.close()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.writer.wait_closed(), 1.0)
+
+    async def _linger(self) -> None:
+        """Close in stages when the client may still be sending (an error answered mid-request).
+
+        RFC 9112 §9.6: closing at once while request bytes are still arriving makes our TCP stack answer
+        them with a reset, which "might erase the client's unacknowledged input buffers": a client uploading
+        a body past the limit would see ECONNRESET instead of our 413. So: half-close (our response is
+        complete), then read and drop what the client still sends until it closes too, for at most
+        :data:`LINGER_TIMEOUT` seconds (Apache's lingering close; nginx's ``lingering_close``).
+        """
+        if self.conn.client_state not in (http11.State.ERROR, http11.State.SEND_BODY):
+            return  # the request was read whole: nothing more is coming that could provoke a reset
+        transport = self.writer.transport
+        if transport.is_closing() or self.reader.at_eof():
+            return
+
+        async def discard() -> None:
+            if transport.can_write_eof():
+                self.writer.write_eof()
+            while await self.reader.read(MAX_RECV):
+                pass
+
+        with contextlib.suppress(ConnectionError, OSError, TimeoutError):
+            await asyncio.wait_for(discard(), LINGER_TIMEOUT)
 
     async def _serve(self) -> None:
         limits = self.limits
@@ -354,13 +387,15 @@ class ServerConnection:
                 error_log.error("handler for %s returned %r, not a Response", request.target, response)
                 self._reject(_internal_error())
                 return False
-        await self._stop_watching()
+        if self._watcher is not None:
+            await self._stop_watching()
         assert response is not None
         if isinstance(response, Response):
             headers = self._final_headers(response.headers)
             self.conn.send_response_bytes(response.status, headers, response.body, date=http_date())
             keep = self._flush()
-            await self._drain()
+            if self.writer.transport.get_write_buffer_size() > self.limits.write_high_water:
+                await self._drain()
         else:
             keep = await self._stream(response)
         self._log_access(request, response.status)
