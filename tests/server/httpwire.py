@@ -187,5 +187,6 @@ def post(path: str, body: bytes, *headers: str, version: str = "1.1") -> bytes:
 
 
 def chunked(*pieces: bytes, trailers: bytes = b"") -> bytes:
-    """A chunked body made of ``pieces`` (non-empty: an empty one would be the last-chunk), then the last-chunk, ``trailers`` (field lines with CRLFs), CRLF."""
+    """A chunked body: ``pieces`` (non-empty: an empty one would be the last-chunk), the last-chunk,
+    ``trailers`` (field lines with their CRLFs), CRLF."""
     return b"".join(b"%x\r\n%b\r\n" % (len(p), p) for p in pieces) + b"0\r\n" + trailers + b"\r\n"
