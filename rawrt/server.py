@@ -250,18 +250,7 @@ class ServerConnection:
         """
         if self.conn.client_state not in (http11.State.ERROR, http11.State.SEND_BODY):
             return  # the request was read whole: nothing more is coming that could provoke a reset
-        transport = self.writer.transport
-        if transport.is_closing() or self.reader.at_eof():
-            return
-
-        async def discard() -> None:
-            if transport.can_write_eof():
-                self.writer.write_eof()
-            while await self.reader.read(MAX_RECV):
-                pass
-
-        with contextlib.suppress(ConnectionError, OSError, TimeoutError):
-            await asyncio.wait_for(discard(), LINGER_TIMEOUT)
+        await _close_in_stages(self.reader, self.writer)
 
     async def _serve(self) -> None:
         limits = self.limits
@@ -516,6 +505,22 @@ class ServerConnection:
             self.task.cancel()
 
 
+async def _close_in_stages(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Half-close, then read and drop input until the client closes too, for at most LINGER_TIMEOUT."""
+    transport = writer.transport
+    if transport.is_closing() or reader.at_eof():
+        return
+
+    async def discard() -> None:
+        if transport.can_write_eof():
+            writer.write_eof()
+        while await reader.read(MAX_RECV):
+            pass
+
+    with contextlib.suppress(ConnectionError, OSError, TimeoutError):
+        await asyncio.wait_for(discard(), LINGER_TIMEOUT)
+
+
 def _internal_error() -> ProtocolError:
     return ProtocolError("internal server error", status_hint=500)
 
@@ -606,7 +611,12 @@ class Server:
                 b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
                 b"content-length: 20\r\nretry-after: 1\r\nconnection: close\r\n\r\nserver at capacity.\n"
             )
-            writer.close()
+            # The client has usually sent its request already: close in stages, or the reset that unread
+            # request provokes would erase our 503 before the client reads it (RFC 9112 §9.6).
+            try:
+                await _close_in_stages(reader, writer)
+            finally:
+                writer.close()
             return
         conn = ServerConnection(self, reader, writer)
         self.connections.add(conn)

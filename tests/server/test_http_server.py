@@ -492,6 +492,8 @@ class TestTimeouts:
                     await c.send(get("/hello"))
                     assert (await c.read_response()).status == 200
                 async with client(server) as third:
+                    # Its request is sent at once, as real clients do: the 503 must survive it (no reset).
+                    await third.send(get("/hello"))
                     response = await third.read_response()
                     assert response.status == 503
                     assert response.header(b"connection") == b"close"
