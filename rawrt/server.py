@@ -27,7 +27,7 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .app import App, Request, Response, StreamingResponse
-from .errors import LimitExceeded, ProtocolError, RemoteProtocolError
+from .errors import LimitExceeded, LocalProtocolError, ProtocolError, RemoteProtocolError
 from .limits import DEFAULT_LIMITS, MAX_RECV, Limits
 from .sansio import http11
 from .sansio.headers import HeaderList, Headers
@@ -358,6 +358,10 @@ class ServerConnection:
                 response = await handler(request)
             except ProtocolError as exc:
                 # Raised while reading the body (bad chunk, 413, EOF): answer it if we still can.
+                if isinstance(exc, LocalProtocolError):
+                    # Not the client's fault: the app asked for something unsendable (a CR/LF in a header
+                    # value...). A bug like any other: logged with its traceback, answered with a bare 500.
+                    error_log.exception("handler for %s %s failed", request.method, request.target)
                 if self.conn.server_state is http11.State.SEND_RESPONSE:
                     self._reject(exc)
                 return False

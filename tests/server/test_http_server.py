@@ -432,6 +432,23 @@ class TestBadInput:
         assert "GET /boom" in records[0].getMessage()
 
     @pytest.mark.asyncio
+    async def test_header_injection_by_the_app_is_logged_500(self, caplog: pytest.LogCaptureFixture) -> None:
+        app = App()
+
+        @app.get("/inject")
+        async def inject(request: Request) -> Response:
+            return Response.text("x", headers=[("x-a", "a\r\nSet-Cookie: evil=1")])
+
+        with caplog.at_level(logging.ERROR, logger="rawrt.error"):
+            async with running(app) as server:
+                response = await exchange(server, get("/inject"))
+        assert (response.status, response.body) == (500, b"")
+        assert b"evil" not in response.head
+        records = [r for r in caplog.records if r.name == "rawrt.error" and r.levelno == logging.ERROR]
+        assert len(records) == 1
+        assert records[0].getMessage() == "handler for GET /inject failed"
+
+    @pytest.mark.asyncio
     async def test_handler_returning_garbage_is_500(self, caplog: pytest.LogCaptureFixture) -> None:
         app = App()
 
@@ -624,6 +641,31 @@ class TestStreaming:
                 assert produced == count
                 assert not server.connections
         assert not [r for r in caplog.records if r.name == "rawrt.error" and r.levelno >= logging.WARNING]
+
+    @pytest.mark.asyncio
+    async def test_producer_error_leaves_the_body_visibly_truncated(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """The status is already sent: the only honest signal left is a chunked body without its end."""
+        app = App()
+
+        async def broken() -> AsyncIterator[bytes]:
+            yield b"part"
+            raise RuntimeError("producer broke")
+
+        @app.get("/broken")
+        async def handler(request: Request) -> StreamingResponse:
+            return StreamingResponse(broken())
+
+        with caplog.at_level(logging.ERROR, logger="rawrt.error"):
+            async with running(app) as server, client(server) as c:
+                await c.send(get("/broken") + get("/broken"))
+                assert (await c.read_head()).status == 200
+                assert await c.read_chunk() == b"part"
+                assert await c.read_until_eof() == b""  # no last-chunk, and the pipelined request dropped
+        errors = [r for r in caplog.records if r.name == "rawrt.error" and r.levelno == logging.ERROR]
+        assert len(errors) == 1
+        assert errors[0].exc_info is not None and errors[0].exc_info[0] is RuntimeError
 
     @pytest.mark.asyncio
     async def test_send_timeout_cuts_a_client_that_stops_reading(self) -> None:
