@@ -84,9 +84,15 @@ class LimitExceeded(RemoteProtocolError):
 
 
 class HandshakeError(RemoteProtocolError):
-    """A WebSocket opening handshake was refused (400, 403, 405 or 426; never a 101)."""
+    """A WebSocket opening handshake was refused (400, 403, 405 or 426; never a 101).
+
+    Attributes:
+        headers: extra ``(name, value)`` fields the refusal must carry, e.g. ``Sec-WebSocket-Version: 13``
+            on a 426 (RFC 6455 §4.4) or ``Allow: GET`` on a 405; empty for most refusals.
+    """
 
     status_hint = 400
+    headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 class InvalidEventError(RawrtError, ValueError):
