@@ -314,8 +314,9 @@ class HTTPConnection:
     def _next_event(self) -> Event | None:
         state = self.client_state
         if state is State.IDLE:
-            if self.server_state is not State.IDLE:
-                return None  # the previous response is not finished: RFC 9112 §9.3.2, answer in order
+            # The client half only returns to IDLE together with ours (_maybe_cycle), once the previous
+            # response is complete: that is what keeps pipelined requests answered in order (RFC 9112
+            # §9.3.2). A pipelined request waits in the buffer while the client half is DONE.
             return self.maybe_read_request()
         if state is State.SEND_BODY:
             return self.maybe_read_body()
@@ -664,8 +665,10 @@ class HTTPConnection:
                     self._check_eof_in_body("after chunk data")
                     return None
                 if buf.data[:2] != b"\r\n":
+                    # Only the two bytes that were checked: more would make the message depend on how the
+                    # bytes were split.
                     raise RemoteProtocolError(
-                        f"chunk data not followed by CRLF: {printable(bytes(buf.data[:8]))}"
+                        f"chunk data not followed by CRLF: {printable(bytes(buf.data[:2]))}"
                     )
                 buf.consume(2)
                 self._chunk_phase = "size"
