@@ -6,7 +6,19 @@
 ``POST /echo``                 200, the request body echoed verbatim
 ``ANY /inspect``               200 JSON: how rawrt parsed the request (method, target, version, headers and
                                trailers in received order and case, the body in base64)
+``POST /publish``              the UTF-8 body becomes one event on ``?channel=C``; 200 JSON ``{"id": N}``
+                               (400 when the body is not UTF-8)
+``GET /events``                Server-Sent Events of ``?channel=C``: ``id: N`` + ``data:`` lines; resumes
+                               after ``Last-Event-ID`` (or ``?last_event_id=``; the header wins)
+``GET /poll``                  short poll ``?channel=C&since=N``: 200 JSON ``{"cursor": M, "events": [...]}``
+                               at once, with an ETag (304 on a matching ``If-None-Match``)
+``GET /longpoll``              long poll ``?channel=C&since=N&timeout=S``: the same JSON, held until an event
+                               exists or ``S`` seconds pass (default 30, at most 60)
 =============================  ========================================================================
+
+Channels: ``channel`` defaults to ``default`` and must match ``[A-Za-z0-9_.-]{1,64}`` (else 400). One
+:class:`~rawrt.hub.Hub`, ``app.hub``, feeds every transport and keeps the last 10,000 events per channel;
+``docs/sse.md`` and ``docs/polling.md`` describe the SSE and polling contracts in full.
 
 ``docs/demo.md`` lists the whole contract. Everything here is served from the installed package.
 """
@@ -14,24 +26,71 @@
 from __future__ import annotations
 
 import base64
+import re
 from importlib import resources
 
-from .app import App, Request, Response
-from .limits import MiB
+from .app import App, Request, Response, StreamingResponse
+from .hub import Hub
+from .limits import DEFAULT_LIMITS, Limits, MiB
+from .polling import (
+    PollParameterError,
+    long_poll,
+    longpoll_response,
+    parse_since,
+    parse_timeout,
+    poll_response,
+    short_poll,
+)
+from .sse import hub_stream
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "DemoApp", "DEFAULT_CHANNEL", "CHANNEL_RE", "channel_param"]
 
 #: /echo and /inspect accept larger bodies than the server default, so learners can try big uploads.
 DEMO_MAX_BODY = 16 * MiB
+
+
+#: The channel used when a request names none.
+DEFAULT_CHANNEL = "default"
+#: What a channel name may be: short, and safe in a URL, a log line and an ETag without escaping.
+CHANNEL_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+class DemoApp(App):
+    """The demo :class:`App`, with the :class:`~rawrt.hub.Hub` every transport shares.
+
+    Attributes:
+        hub: the hub behind ``/publish``, ``/events``, ``/poll``, ``/longpoll`` (and the WebSocket routes).
+        limits: the limits the endpoints use (heartbeat, long-poll timeouts, batch size, history).
+    """
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        super().__init__()
+        self.limits = limits
+        self.hub = Hub(limits)
+
+
+def channel_param(request: Request) -> str | None:
+    """The request's ``channel`` query parameter (``default`` when absent), or ``None`` when invalid."""
+    channel = request.query_param("channel", DEFAULT_CHANNEL)
+    assert channel is not None
+    return channel if CHANNEL_RE.fullmatch(channel) else None
+
+
+def _bad_request(message: str) -> Response:
+    return Response.text(message + "\n", 400)
+
+
+_BAD_CHANNEL = "channel must match [A-Za-z0-9_.-]{1,64}"
 
 
 def _page() -> str:
     return resources.files("rawrt").joinpath("static/index.html").read_text("utf-8")
 
 
-def create_app() -> App:
-    """Build the demo :class:`App`."""
-    app = App()
+def create_app(limits: Limits = DEFAULT_LIMITS) -> DemoApp:
+    """Build the demo :class:`App` (``limits`` sets its hub's history and the transports' timings)."""
+    app = DemoApp(limits)
+    hub = app.hub
     page = _page()
 
     @app.get("/")
@@ -61,5 +120,48 @@ def create_app() -> App:
                 "body_base64": base64.b64encode(body).decode("ascii"),
             }
         )
+
+    # --- the hub's HTTP transports (docs/sse.md, docs/polling.md) -----------------------------------------
+
+    @app.post("/publish")
+    async def publish(request: Request) -> Response:
+        channel = channel_param(request)
+        if channel is None:
+            return _bad_request(_BAD_CHANNEL)
+        try:
+            data = (await request.body()).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return _bad_request(f"the body must be UTF-8 text: {exc}")
+        return Response.json({"id": hub.publish(channel, data).id})
+
+    @app.get("/events")
+    async def events(request: Request) -> Response | StreamingResponse:
+        channel = channel_param(request)
+        if channel is None:
+            return _bad_request(_BAD_CHANNEL)
+        return hub_stream(request, hub, channel, limits=limits)
+
+    @app.get("/poll")
+    async def poll(request: Request) -> Response:
+        channel = channel_param(request)
+        if channel is None:
+            return _bad_request(_BAD_CHANNEL)
+        try:
+            since = parse_since(request.query_param("since"))
+        except PollParameterError as exc:
+            return _bad_request(str(exc))
+        return poll_response(request, hub, channel, short_poll(hub, channel, since))
+
+    @app.get("/longpoll")
+    async def longpoll(request: Request) -> Response:
+        channel = channel_param(request)
+        if channel is None:
+            return _bad_request(_BAD_CHANNEL)
+        try:
+            since = parse_since(request.query_param("since"))
+            timeout = parse_timeout(request.query_param("timeout"), limits)
+        except PollParameterError as exc:
+            return _bad_request(str(exc))
+        return longpoll_response(await long_poll(request, hub, channel, since, timeout))
 
     return app

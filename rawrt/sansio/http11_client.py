@@ -1,0 +1,345 @@
+"""Reading an HTTP/1.1 *response*, sans I/O: the small, strict half of a client that rawrt's SSE client needs.
+
+Contract
+--------
+:class:`ResponseReader` is fed the bytes a server sends (:meth:`~ResponseReader.receive_data`,
+:meth:`~ResponseReader.receive_eof`) in chunks cut anywhere, and :meth:`~ResponseReader.events_received`
+hands back, in order: one :class:`Response` (the final response head; 1xx interim responses are skipped),
+then zero or more :class:`~rawrt.sansio.http11.Data` (the body, dechunked), then one
+:class:`~rawrt.sansio.http11.EndOfMessage`. Anything that breaks RFC 9112 raises
+:class:`~rawrt.errors.RemoteProtocolError` (or :class:`~rawrt.errors.LimitExceeded`), after which the
+reader is in its terminal error state and every later call raises again: a client never guesses at a
+malformed response. One reader reads one response; a client that reuses a connection makes a new one.
+
+The readers (``_maybe_read_*``) follow h11's contract: each returns an event, returns ``None`` when it needs
+more data, or raises.
+
+Strategy
+--------
+Strict where leniency would let a malformed or hostile server confuse the client (RFC 9112 §11.2, response
+splitting): CRLF line endings only, no obs-fold, no whitespace before a field's colon, a 3-digit status,
+``Transfer-Encoding`` only as exactly ``chunked``, and never together with ``Content-Length``. The head is
+bounded by ``Limits.max_header_bytes``/``max_header_count`` *before* it is complete, chunk-size lines by
+``MAX_CHUNK_SIZE_DIGITS`` + ``max_chunk_ext``. The body itself is not bounded here (an event stream is
+endless by design); the consumer bounds what it buffers (``SSEParser``'s ``max_event_size``).
+
+Framing follows RFC 9112 §6.3 for a response to GET: 1xx, 204 and 304 have no body; a response to HEAD has
+none either (pass ``method=b"HEAD"``); ``Transfer-Encoding: chunked`` means chunked; otherwise
+``Content-Length``; otherwise the body runs until the server closes the connection (close-delimited, what an
+HTTP/1.0 server or a ``Connection: close`` stream sends).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+from ..errors import LimitExceeded, LocalProtocolError, RemoteProtocolError, printable
+from ..limits import DEFAULT_LIMITS, Limits
+from . import abnf
+from .buffer import ReceiveBuffer
+from .headers import HeaderList
+from .http11 import Data, EndOfMessage, abnf_chunk_line_max
+
+__all__ = ["Response", "ResponseReader", "ResponseEvent", "Framing", "encode_request"]
+
+# RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ]
+#   status-code = 3DIGIT ; reason-phrase = 1*( HTAB / SP / VCHAR / obs-text )
+# The SP before an empty reason-phrase is required by the grammar; RFC 9112 §4 also says a client SHOULD
+# accept a status line without it ("HTTP/1.1 200"), which some servers send, so it is optional here.
+_STATUS_LINE_RE = re.compile(rb"HTTP/([0-9])\.([0-9]) ([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?")
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A final response head.
+
+    Attributes:
+        status: the status code, 200-599.
+        reason: the reason phrase as received (may be empty; RFC 9112 §4: clients should ignore it).
+        http_version: ``b"1.1"`` or ``b"1.0"``.
+        headers: the header fields as received, names in their received case.
+    """
+
+    status: int
+    reason: bytes
+    http_version: bytes
+    headers: HeaderList
+
+    def header(self, name: bytes) -> bytes | None:
+        """The values of field ``name`` (case-insensitive) joined with ``b", "`` (RFC 9110 §5.3), or None."""
+        lname = name.lower()
+        values = [value for field_name, value in self.headers if field_name.lower() == lname]
+        return b", ".join(values) if values else None
+
+
+#: What :meth:`ResponseReader.events_received` returns.
+ResponseEvent = Response | Data | EndOfMessage
+
+
+class Framing(enum.Enum):
+    """How the body's end is found (RFC 9112 §6.3)."""
+
+    #: No body at all (1xx/204/304, or a response to HEAD).
+    NONE = "none"
+    #: ``Content-Length`` bytes.
+    LENGTH = "length"
+    #: ``Transfer-Encoding: chunked``.
+    CHUNKED = "chunked"
+    #: Until the server closes the connection.
+    CLOSE = "close"
+
+
+class _State(enum.Enum):
+    HEAD = "head"  # waiting for the (next) status line and header section
+    BODY = "body"
+    DONE = "done"  # EndOfMessage has been produced
+    ERROR = "error"  # terminal: a RemoteProtocolError was raised
+
+
+def encode_request(
+    method: str, target: str, host: str, headers: list[tuple[str, str]] | None = None
+) -> bytes:
+    """Build a bodiless HTTP/1.1 request's bytes (RFC 9112 §3, with the ``Host`` field of RFC 9110 §7.2).
+
+    Raises:
+        ValueError: a target, host or header that would not stay on one line or is not visible ASCII
+            (header injection through a URL or an app-supplied value).
+    """
+    if not re.fullmatch(r"[\x21-\x7e]+", target) or not re.fullmatch(r"[\x21-\x7e]+", host):
+        raise ValueError(f"invalid request target or host: {target!r} {host!r}")
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
+    for name, value in headers or ():
+        if abnf.TOKEN_RE.fullmatch(name.encode("latin-1", "replace")) is None or re.search(
+            r"[\x00-\x08\x0a-\x1f\x7f]", value
+        ):
+            raise ValueError(f"invalid header field {name!r}: {value!r}")
+        lines.append(f"{name}: {value}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+class ResponseReader:
+    """Incremental, strict reader of one HTTP/1.1 response (see the module docstring).
+
+    Args:
+        limits: ``max_header_bytes``, ``max_header_count`` and ``max_chunk_ext`` are used.
+        method: the request's method; ``b"HEAD"`` means the response has no body.
+    """
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS, *, method: bytes = b"GET") -> None:
+        self.limits = limits
+        self._method = method
+        self._buffer = ReceiveBuffer()
+        self._state = _State.HEAD
+        self._eof = False
+        self._error: RemoteProtocolError | None = None
+        #: The framing of the body, known once the head has been read.
+        self.framing: Framing | None = None
+        self._remaining = 0  # LENGTH: body bytes still expected; CHUNKED: bytes left in this chunk
+        self._chunk_phase = "size"  # CHUNKED: "size", "data", "crlf" or "trailers"
+
+    # ------------------------------------------------------------------------------------- the surface
+
+    def receive_data(self, data: bytes) -> None:
+        """Buffer bytes from the server; parsing happens in :meth:`events_received`."""
+        if self._eof:
+            raise LocalProtocolError("ResponseReader: receive_data() after receive_eof()")
+        self._buffer.append(data)
+
+    def receive_eof(self) -> None:
+        """The server closed the connection (idempotent)."""
+        self._eof = True
+
+    def events_received(self) -> list[ResponseEvent]:
+        """Parse what has been buffered; return the events, oldest first.
+
+        Raises:
+            RemoteProtocolError: the response breaks RFC 9112, or the connection closed before it was
+                complete. Raised again by every later call.
+        """
+        if self._error is not None:
+            raise self._error
+        out: list[ResponseEvent] = []
+        try:
+            while (event := self._next_event()) is not None:
+                out.append(event)
+        except RemoteProtocolError as exc:
+            self._state = _State.ERROR
+            self._error = exc
+            raise
+        return out
+
+    # ----------------------------------------------------------------------------------------- readers
+
+    def _next_event(self) -> ResponseEvent | None:
+        if self._state is _State.HEAD:
+            return self._maybe_read_head()
+        if self._state is _State.BODY:
+            return self._maybe_read_body()
+        return None
+
+    def _maybe_read_head(self) -> Response | None:
+        buf = self._buffer
+        limit = self.limits.max_header_bytes
+        while True:
+            end = buf.find_from_mark(b"\r\n\r\n")
+            if end < 0:
+                # Checked before the head is complete: a server cannot make us buffer without bound.
+                if len(buf) > limit + 3:
+                    raise LimitExceeded(f"response head larger than {limit} bytes", status_hint=431)
+                if self._eof:
+                    what = "before a response" if not buf else "in the response head"
+                    raise RemoteProtocolError(f"connection closed {what}: {printable(bytes(buf.data))}")
+                return None
+            if end > limit:
+                raise LimitExceeded(f"response head larger than {limit} bytes", status_hint=431)
+            head = buf.consume(end + 4)[:end]
+            response = self._parse_head(head)
+            if response.status < 200:
+                # RFC 9110 §15.2: a client must accept interim responses and move on to the final one.
+                # 101 would switch protocols, which a GET we sent never asked for.
+                if response.status == 101:
+                    raise RemoteProtocolError("unexpected 101 Switching Protocols")
+                continue
+            self.framing = self._framing(response)
+            self._state = _State.BODY
+            return response
+
+    def _parse_head(self, head: bytes) -> Response:
+        status_line, *lines = head.split(b"\r\n")
+        match = _STATUS_LINE_RE.fullmatch(status_line)
+        if match is None:
+            raise RemoteProtocolError(f"invalid status line {printable(status_line)} (RFC 9112 §4)")
+        major, minor, status, reason = match.groups()
+        if major != b"1":
+            raise RemoteProtocolError(f"unsupported HTTP version {major.decode()}.{minor.decode()}")
+        if int(status) < 100:
+            raise RemoteProtocolError(f"invalid status code {status.decode()}")
+        if len(lines) > self.limits.max_header_count:
+            raise LimitExceeded(f"more than {self.limits.max_header_count} header fields", status_hint=431)
+        headers: HeaderList = []
+        for raw in lines:
+            # RFC 9112 §5.2: obs-fold (a line starting with SP/HTAB) is refused, as is anything that is not
+            # `token ":" OWS field-value OWS` (RFC 9112 §5), a bare CR or LF inside a value included.
+            m = abnf.FIELD_LINE_RE.fullmatch(raw)
+            if m is None or abnf.FIELD_VALUE_RE.fullmatch(m.group(2)) is None:
+                raise RemoteProtocolError(f"invalid header field line {printable(raw)} (RFC 9112 §5)")
+            headers.append((m.group(1), m.group(2).rstrip(b" \t")))
+        return Response(int(status), reason or b"", b"%b.%b" % (major, minor), headers)
+
+    def _framing(self, response: Response) -> Framing:
+        # RFC 9112 §6.3, rules 1-7 in order, for a response.
+        if self._method == b"HEAD" or response.status in (204, 304):
+            return Framing.NONE
+        te = response.header(b"transfer-encoding")
+        cl_values = [v for n, v in response.headers if n.lower() == b"content-length"]
+        if te is not None:
+            if cl_values:
+                # §6.3 rule 3: "ought to be handled as an error" (a response splitting signal).
+                raise RemoteProtocolError("response has both Transfer-Encoding and Content-Length")
+            if te.strip(b" \t").lower() != b"chunked":
+                # The only coding a client without decompressors can read.
+                raise RemoteProtocolError(f"unsupported Transfer-Encoding {printable(te)}")
+            return Framing.CHUNKED
+        if cl_values:
+            # §6.3 rule 5: several values (or a list) that differ are an unrecoverable error.
+            parts = {p.strip(b" \t") for v in cl_values for p in v.split(b",")}
+            if len(parts) != 1 or abnf.CONTENT_LENGTH_RE.fullmatch(next(iter(parts))) is None:
+                raise RemoteProtocolError(f"invalid Content-Length {printable(b','.join(cl_values))}")
+            self._remaining = int(next(iter(parts)))
+            return Framing.LENGTH
+        return Framing.CLOSE
+
+    def _end(self) -> EndOfMessage:
+        self._state = _State.DONE
+        return EndOfMessage()
+
+    def _maybe_read_body(self) -> Data | EndOfMessage | None:
+        buf = self._buffer
+        framing = self.framing
+        if framing is Framing.NONE:
+            return self._end()
+        if framing is Framing.CLOSE:
+            if buf:
+                return Data(buf.consume_all())
+            return self._end() if self._eof else None
+        if framing is Framing.LENGTH:
+            if self._remaining == 0:
+                return self._end()
+            if not buf:
+                if self._eof:
+                    raise RemoteProtocolError(
+                        f"connection closed with {self._remaining} body bytes still expected"
+                    )
+                return None
+            data = buf.consume(min(len(buf), self._remaining))
+            self._remaining -= len(data)
+            return Data(data)
+        return self._maybe_read_chunked()
+
+    def _maybe_read_chunked(self) -> Data | EndOfMessage | None:
+        buf = self._buffer
+        while True:
+            phase = self._chunk_phase
+            if phase == "data":
+                if not buf:
+                    self._check_eof("in a chunk")
+                    return None
+                data = buf.consume(min(len(buf), self._remaining))
+                self._remaining -= len(data)
+                if self._remaining == 0:
+                    self._chunk_phase = "crlf"
+                return Data(data)
+            if phase == "crlf":
+                if len(buf) < 2:
+                    self._check_eof("after chunk data")
+                    return None
+                if buf.data[:2] != b"\r\n":
+                    raise RemoteProtocolError(
+                        f"chunk data not followed by CRLF: {printable(bytes(buf.data[:8]))}"
+                    )
+                buf.consume(2)
+                self._chunk_phase = "size"
+                continue
+            if phase == "size":
+                # RFC 9112 §7.1: chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
+                end = buf.find_from_mark(b"\r\n")
+                max_line = abnf_chunk_line_max(self.limits)
+                if end < 0:
+                    if len(buf) > max_line + 1:
+                        raise RemoteProtocolError(f"chunk-size line longer than {max_line} bytes")
+                    self._check_eof("in a chunk-size line")
+                    return None
+                if end > max_line:
+                    raise RemoteProtocolError(f"chunk-size line longer than {max_line} bytes")
+                line = buf.consume(end + 2)[:end]
+                match = abnf.CHUNK_LINE_RE.fullmatch(line)
+                if match is None:
+                    raise RemoteProtocolError(f"invalid chunk-size line {printable(line)} (RFC 9112 §7.1)")
+                size = int(match.group(1), 16)
+                if size == 0:
+                    self._chunk_phase = "trailers"
+                    continue
+                self._remaining = size
+                self._chunk_phase = "data"
+                continue
+            # "trailers": RFC 9112 §7.1.2 trailer-section = *( field-line CRLF ), then CRLF. A client may
+            # discard trailers it does not understand (§7.1.2); this one reads none, but bounds them.
+            if buf.data[:2] == b"\r\n":
+                buf.consume(2)
+                return self._end()
+            end = buf.find_from_mark(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > self.limits.max_header_bytes + 3:
+                    raise LimitExceeded(
+                        f"trailer section larger than {self.limits.max_header_bytes} bytes", status_hint=431
+                    )
+                self._check_eof("in the trailer section")
+                return None
+            buf.consume(end + 4)
+            return self._end()
+
+    def _check_eof(self, where: str) -> None:
+        if self._eof:
+            raise RemoteProtocolError(f"connection closed {where} of a chunked body")

@@ -1,0 +1,643 @@
+"""Server-Sent Events over asyncio: the handler API (:class:`EventStream`, :func:`hub_stream`) and a client.
+
+Spec: WHATWG HTML Living Standard §9.2 "Server-sent events" (section numbers below refer to it); the wire
+format itself lives in :mod:`rawrt.sansio.sse`.
+
+Contract (server side)
+----------------------
+A handler builds an :class:`EventStream` (in the spirit of Spring's ``SseEmitter``) and returns
+``stream.response()``, a :class:`~rawrt.app.StreamingResponse` with ``Content-Type: text/event-stream;
+charset=utf-8``, ``Cache-Control: no-cache`` and ``X-Accel-Buffering: no`` (nginx would otherwise buffer
+the stream). The server frames it chunked on HTTP/1.1 and close-delimited on HTTP/1.0 (RFC 9112 §6.3), and
+flushes each piece as soon as it is produced. The app then calls :meth:`EventStream.send` from anywhere
+(another task, a hub callback) and :meth:`EventStream.complete` to end the stream; sending is refused with
+:class:`~rawrt.errors.ConnectionClosed` once the stream is over.
+
+* Heartbeat: after ``heartbeat`` seconds (``Limits.sse_heartbeat``, 15 s) without a write, a comment
+  ``: heartbeat`` goes out (§9.2.7 suggests one "every 15 seconds or so"): proxies see traffic and keep the
+  stream open, and a client that vanished without a FIN is found when the write fails.
+* A client that disconnects is noticed at once by the server's disconnect watcher, which cancels the stream;
+  the stream's ``finally`` then frees its hub subscription and runs the ``on_close`` callbacks.
+* ``send_timeout`` (``Limits.sse_send_timeout``) bounds how long one write may wait for a client that stopped
+  reading (the server's write is bounded by it; the stream then ends), so a stalled reader costs at most one
+  write buffer, never an unbounded queue. :meth:`EventStream.send` itself waits while ``max_queue`` pieces
+  are pending: backpressure reaches the producer instead of memory.
+* ``timeout``: the stream completes on its own after that many seconds (the browser then reconnects, with
+  ``Last-Event-ID``): a bound on how long one request may live, e.g. to rebalance behind a load balancer.
+
+:func:`hub_stream` streams a :class:`~rawrt.hub.Hub` channel: the replay after the client's resume id
+(``Last-Event-ID``, or ``?last_event_id=`` for clients that cannot set headers; the header wins), then live
+events, each once and in order, as ``id: N`` plus its ``data:`` lines. Without a resume id only live events
+are sent. Every hub stream begins with an ``id: <cursor>`` line and a blank line (no data, so nothing is
+dispatched): the client learns its position at once, so even a live-only client that drops before the
+first event resumes from where it joined. A resume id the hub cannot honour (older than the history, ahead
+of the channel, or not a number) gets an ``event: reset`` event whose data (JSON) explains why and whose
+``id`` is the cursor the stream continues from: never a silent gap. A subscriber that falls behind
+(overflow) has its stream ended; the browser reconnects with ``Last-Event-ID`` and gets the rest from the
+history.
+
+Contract (client side)
+----------------------
+:func:`connect` returns an :class:`EventSource`, an async iterator of
+:class:`~rawrt.sansio.sse.MessageEvent` that behaves like a browser's ``EventSource`` (§9.2.3): it sends
+``GET`` with ``Accept: text/event-stream`` (and ``Last-Event-ID`` once it has one), reconnects by itself
+when the stream ends or the connection fails, waiting the reconnection time (3 s, or what ``retry`` set;
+with exponential backoff after failed attempts), stops cleanly on ``204 No Content``, and fails (raises
+:class:`EventSourceError`) on any other status than 200 or on a ``Content-Type`` other than
+``text/event-stream``. The HTTP response is read by the strict sans-IO
+:class:`~rawrt.sansio.http11_client.ResponseReader` (chunked, Content-Length or close-delimited).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import ssl as _ssl
+import struct
+from collections.abc import AsyncGenerator, Callable
+from types import TracebackType
+from urllib.parse import urlsplit
+
+from .app import HeadersLike, Request, StreamingResponse
+from .errors import ConnectionClosed, RawrtError, RemoteProtocolError
+from .hub import Hub, Subscription, parse_cursor
+from .limits import DEFAULT_LIMITS, MAX_RECV, Limits
+from .sansio.http11 import Data, EndOfMessage
+from .sansio.http11_client import Response as ResponseHead
+from .sansio.http11_client import ResponseReader, encode_request
+from .sansio.sse import CONTENT_TYPE, MessageEvent, RetryChanged, ServerSentEvent, SSEParser, encode_comment
+
+__all__ = [
+    "EventStream",
+    "hub_stream",
+    "resume_id",
+    "SSE_HEADERS",
+    "HEARTBEAT",
+    "EventSource",
+    "EventSourceError",
+    "connect",
+]
+
+logger = logging.getLogger("rawrt.sse")
+
+#: The fields every event stream response carries besides its Content-Type. ``no-cache``: an event stream
+#: must not be served from a cache (§9.2.3 fetches with cache mode "no-store"). ``X-Accel-Buffering: no``
+#: turns off nginx's response buffering for this response, which would otherwise hold events back.
+SSE_HEADERS: list[tuple[str, str]] = [("cache-control", "no-cache"), ("x-accel-buffering", "no")]
+
+#: The heartbeat: a comment line and the blank line that flushes it through event-buffering proxies.
+HEARTBEAT = encode_comment("heartbeat")
+
+#: Pieces an EventStream holds for the writer before ``send()`` waits (backpressure on the producer).
+DEFAULT_MAX_QUEUE = 64
+
+
+def resume_id(request: Request) -> str | None:
+    """The client's resume id: the ``Last-Event-ID`` header, else the ``last_event_id`` query parameter.
+
+    The header wins when both are present: it is what a browser's EventSource sends on reconnection
+    (§9.2.3), while the query parameter is the fallback for the first connection of a client that cannot
+    set headers (a browser's ``new EventSource(url)`` cannot), whose URL then stays the same on every
+    reconnection. An empty value counts as absent (a browser never sends an empty ``Last-Event-ID``).
+    """
+    header = request.headers.get("last-event-id")
+    if header:
+        return header
+    return request.query_param("last_event_id") or None
+
+
+class EventStream:
+    """An event stream response that the application feeds (cf. Spring's ``SseEmitter``).
+
+    Args:
+        request: the request being answered (its method and version decide nothing here; HEAD gets the
+            head only).
+        heartbeat: seconds of silence before a heartbeat comment; ``None``: ``limits.sse_heartbeat``.
+        timeout: seconds after which the stream completes on its own; ``None``: never.
+        send_timeout: how long one write may wait for the client; ``None``: ``limits.sse_send_timeout``.
+        retry: if given, a ``retry`` field (milliseconds) is sent first: the client's reconnection time.
+        limits: where the defaults come from.
+        max_queue: pieces pending for the writer before :meth:`send` waits.
+        headers: extra response header fields.
+    """
+
+    def __init__(
+        self,
+        request: Request,
+        *,
+        heartbeat: float | None = None,
+        timeout: float | None = None,
+        send_timeout: float | None = None,
+        retry: int | None = None,
+        limits: Limits = DEFAULT_LIMITS,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        headers: HeadersLike | None = None,
+    ) -> None:
+        if max_queue < 1:
+            raise ValueError(f"max_queue must be >= 1, not {max_queue}")
+        self.request = request
+        self.heartbeat = limits.sse_heartbeat if heartbeat is None else heartbeat
+        if self.heartbeat <= 0:
+            raise ValueError(f"heartbeat must be > 0, not {self.heartbeat}")
+        self.timeout = timeout
+        self.send_timeout = limits.sse_send_timeout if send_timeout is None else send_timeout
+        self._headers = [*SSE_HEADERS, *(headers or ())]
+        self._max_queue = max_queue
+        self._pending: list[bytes] = []
+        if retry is not None:
+            self._pending.append(ServerSentEvent(retry=retry).encode())
+        # Set whenever there is something for the writer (a send, a hub wake, complete()); the body clears
+        # it *before* taking, so a wake between the two is never lost (rawrt.hub's driving contract).
+        self._ready = asyncio.Event()
+        self._space = asyncio.Event()  # set when the writer took the pending pieces, or the stream ended
+        self._completed = False
+        self._closed = False
+        self._callbacks: list[Callable[[], None]] = []
+        self._subscription: Subscription | None = None
+        self._response: StreamingResponse | None = None
+
+    @property
+    def closed(self) -> bool:
+        """The stream is over (completed and flushed, timed out, or the client went away)."""
+        return self._closed
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once when the stream ends, however it ends (at once if it already has)."""
+        if self._closed:
+            callback()
+        else:
+            self._callbacks.append(callback)
+
+    async def send(
+        self,
+        data: str | ServerSentEvent | None = None,
+        *,
+        event: str | None = None,
+        id: str | None = None,
+        retry: int | None = None,
+    ) -> None:
+        """Queue one event for the client; waits while ``max_queue`` pieces are already pending.
+
+        Args:
+            data: the message text (CR, LF and CRLF become separate ``data:`` lines: the client gets LF), or
+                a ready :class:`~rawrt.sansio.sse.ServerSentEvent` (then the other arguments must be None).
+            event: the event type; ``id``: the id the client sends back as ``Last-Event-ID``; ``retry``:
+                the reconnection time in milliseconds.
+
+        Raises:
+            ConnectionClosed: the stream is over (client gone, completed, timed out).
+            InvalidEventError: the event cannot be encoded (a newline in ``id`` or ``event``, ...).
+        """
+        if isinstance(data, ServerSentEvent):
+            if event is not None or id is not None or retry is not None:
+                raise TypeError("pass either a ServerSentEvent or fields, not both")
+            wire = data.encode()
+        else:
+            wire = ServerSentEvent(data=data, event=event, id=id, retry=retry).encode()
+        await self.send_bytes(wire)
+
+    async def send_bytes(self, wire: bytes) -> None:
+        """Queue ready-made event-stream bytes (whole events) for the client. See :meth:`send`."""
+        while len(self._pending) >= self._max_queue and not self._closed and not self._completed:
+            self._space.clear()
+            await self._space.wait()
+        if self._closed:
+            raise ConnectionClosed(1006, "event stream closed: the client went away or the stream ended")
+        if self._completed:
+            raise ConnectionClosed(1000, "event stream already completed")
+        self._pending.append(wire)
+        self._ready.set()
+
+    def complete(self) -> None:
+        """End the stream once what was sent has been written (cf. ``SseEmitter.complete()``). Idempotent."""
+        self._completed = True
+        self._ready.set()
+
+    def response(self) -> StreamingResponse:
+        """The response for the handler to return (always the same object)."""
+        if self._response is None:
+            if self.request.method == "HEAD":
+                # The server sends no body to HEAD; an endless body would only hold the connection.
+                self.complete()
+            self._response = StreamingResponse(
+                self._body(),
+                200,
+                self._headers,
+                CONTENT_TYPE,
+                send_timeout=self.send_timeout,
+                on_close=self._finish,
+            )
+        return self._response
+
+    # ------------------------------------------------------------------------------------------ internals
+
+    def _take(self) -> bytes:
+        """Everything ready to write, coalesced into one piece (one chunk, one write system call)."""
+        parts = self._pending
+        if parts:
+            self._pending = []
+            self._space.set()
+        sub = self._subscription
+        if sub is not None:
+            batch = sub.drain()
+            if batch:
+                # e.sse_bytes is encoded once per event and shared by every subscriber (rawrt.hub "Cost").
+                parts = [*parts, *(e.sse_bytes for e in batch)]
+        return b"".join(parts)
+
+    async def _body(self) -> AsyncGenerator[bytes, None]:
+        loop = asyncio.get_running_loop()
+        deadline = None if self.timeout is None else loop.time() + self.timeout
+        ready = self._ready
+        try:
+            while True:
+                ready.clear()
+                piece = self._take()
+                if piece:
+                    yield piece
+                    continue
+                sub = self._subscription
+                if self._completed or (sub is not None and sub.overflowed):
+                    # Overflow: the subscriber fell behind; ending the stream makes the browser reconnect
+                    # with Last-Event-ID and replay the rest from the history (rawrt.hub "Overflow").
+                    return
+                wait = self.heartbeat
+                if deadline is not None:
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        return
+                    wait = min(wait, left)
+                try:
+                    await asyncio.wait_for(ready.wait(), wait)
+                except asyncio.TimeoutError:
+                    if deadline is None or loop.time() < deadline:
+                        yield HEARTBEAT
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        """Free everything at once; runs from the body's ``finally`` and the response's ``on_close``."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._subscription is not None:
+            self._subscription.close()
+        self._pending = []
+        self._space.set()
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                logger.exception("EventStream on_close callback failed")
+
+
+def hub_stream(
+    request: Request,
+    hub: Hub,
+    channel: str,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    heartbeat: float | None = None,
+    timeout: float | None = None,
+    send_timeout: float | None = None,
+    retry: int | None = None,
+) -> StreamingResponse:
+    """Stream ``channel`` of ``hub`` as Server-Sent Events: replay after the resume id, then live.
+
+    See the module docstring for the contract. The subscription is made here, synchronously, so the replay
+    range and the live queue meet exactly (nothing lost or repeated in between), and it is closed the moment
+    the stream ends.
+
+    Args:
+        request: the request (its ``Last-Event-ID`` header or ``last_event_id`` query parameter).
+        hub: the hub; ``channel``: the channel's name.
+        limits, heartbeat, timeout, send_timeout, retry: as for :class:`EventStream`.
+
+    Returns:
+        The response for the handler to return.
+    """
+    stream = EventStream(
+        request, heartbeat=heartbeat, timeout=timeout, send_timeout=send_timeout, retry=retry, limits=limits
+    )
+    if request.method == "HEAD":
+        return stream.response()
+    claimed = resume_id(request)
+    cursor = None if claimed is None else parse_cursor(claimed)
+    last = hub.last_id(channel)
+    sub = hub.subscribe(
+        channel, cursor=0 if claimed is not None and cursor is None else cursor, wake=stream._ready.set
+    )
+    if claimed is not None and (cursor is None or sub.reset):
+        if cursor is None:
+            reason = f"Last-Event-ID {claimed[:40]!r} is not an event id of this server"
+        elif cursor > last:
+            reason = f"event {cursor} is ahead of the channel (last id {last}): the server restarted?"
+        else:
+            reason = f"events after {cursor} are no longer in the history"
+        info = json.dumps({"reason": reason, "last_event_id": claimed[:40], "cursor": sub.cursor})
+        # §9.2.6: the id field sets the browser's Last-Event-ID to where this stream continues from.
+        stream._pending.append(ServerSentEvent(data=info, event="reset", id=str(sub.cursor)).encode())
+    else:
+        # Dispatches nothing (no data field) but sets the client's last event ID: see the module docstring.
+        stream._pending.append(ServerSentEvent(id=str(sub.cursor)).encode())
+    stream._subscription = sub
+    return stream.response()
+
+
+# --------------------------------------------------------------------------------------------- the client
+
+
+class EventSourceError(RawrtError):
+    """The event source failed for good (§9.2.3 "fail the connection"), or ran out of reconnection attempts.
+
+    Attributes:
+        status: the response's status code, when a response was received.
+        content_type: its ``Content-Type`` value, when there was one.
+    """
+
+    def __init__(self, msg: str, *, status: int | None = None, content_type: str | None = None) -> None:
+        super().__init__(msg)
+        self.status = status
+        self.content_type = content_type
+
+
+class _Retry(Exception):
+    """Internal: this connection is over; reconnect (``failed``: it never delivered a stream)."""
+
+    def __init__(self, failed: bool, cause: BaseException | None = None) -> None:
+        super().__init__(repr(cause))
+        self.failed = failed
+        self.cause = cause
+
+
+class EventSource:
+    """A reconnecting Server-Sent Events client (WHATWG §9.2.3). Make one with :func:`connect`.
+
+    Iterate it for :class:`~rawrt.sansio.sse.MessageEvent` objects; use it as an async context manager (or
+    call :meth:`aclose`) so its connection is closed when you stop.
+
+    Attributes:
+        url: the event stream's URL.
+        last_event_id: sent as ``Last-Event-ID`` on each (re)connection when not empty.
+        reconnection_time: seconds to wait before reconnecting (a ``retry`` field changes it).
+        connections: how many responses with a stream were received (1 + the successful reconnections).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        last_event_id: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
+        reconnection_time: float = 3.0,
+        max_reconnect_delay: float = 30.0,
+        max_retries: int | None = 10,
+        connect_timeout: float = 10.0,
+        read_timeout: float | None = 60.0,
+        ssl: _ssl.SSLContext | None = None,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"an event source URL is http:// or https:// with a host, not {url!r}")
+        if any(ch in parts.netloc for ch in " \r\n"):
+            raise ValueError(f"invalid URL {url!r}")
+        self.url = url
+        self._host = parts.hostname
+        self._port = parts.port or (443 if parts.scheme == "https" else 80)
+        default_port = parts.port is None or parts.port == (443 if parts.scheme == "https" else 80)
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        self._host_header = host if default_port else f"{host}:{self._port}"
+        self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._ssl: _ssl.SSLContext | None = ssl
+        if parts.scheme == "https" and ssl is None:
+            self._ssl = _ssl.create_default_context()
+        self.last_event_id = last_event_id or ""
+        self._headers = list(headers or [])
+        self.reconnection_time = reconnection_time
+        self.max_reconnect_delay = max_reconnect_delay
+        self.max_retries = max_retries
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.limits = limits
+        self.connections = 0
+        self._writer: asyncio.StreamWriter | None = None
+        self._closed = False
+        self._gen = self._events()
+
+    # --- the async iterator and context manager ------------------------------------------------------
+
+    def __aiter__(self) -> EventSource:
+        return self
+
+    async def __anext__(self) -> MessageEvent:
+        return await self._gen.__anext__()
+
+    async def __aenter__(self) -> EventSource:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection and stop (§9.2.3 ``close()``). Idempotent."""
+        self._closed = True
+        await self._gen.aclose()
+        await self._close_writer()
+
+    def drop(self, *, reset: bool = False) -> None:
+        """Close the current connection now (the source then reconnects): for tests and demos.
+
+        Args:
+            reset: send a TCP RST instead of a FIN (``SO_LINGER`` 0), as a crashed peer would.
+        """
+        writer = self._writer
+        if writer is None:
+            return
+        if reset:
+            sock = writer.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        if reset:
+            writer.transport.abort()
+        else:
+            writer.close()
+
+    # --- the connection loop ---------------------------------------------------------------------------
+
+    async def _events(self) -> AsyncGenerator[MessageEvent, None]:
+        failures = 0
+        try:
+            while not self._closed:
+                try:
+                    async for event in self._one_connection():
+                        yield event
+                    return  # 204: the server asked us to stop (§9.2.3)
+                except _Retry as retry:
+                    await self._close_writer()
+                    failures = failures + 1 if retry.failed else 0
+                    if self.max_retries is not None and failures > self.max_retries:
+                        raise EventSourceError(
+                            f"{self.url}: gave up after {failures} failed attempts: {retry.cause!r}"
+                        ) from retry.cause
+                    # §9.2.3 "reestablish the connection": wait the reconnection time; "optionally, wait some
+                    # more", an exponential backoff after a failed attempt, capped.
+                    delay = self.reconnection_time * (2 ** max(0, failures - 1))
+                    await asyncio.sleep(min(delay, self.max_reconnect_delay))
+        finally:
+            await self._close_writer()
+
+    async def _close_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+    def _request(self) -> bytes:
+        headers = [("Accept", "text/event-stream"), ("Cache-Control", "no-cache")]
+        if self.last_event_id:
+            # §9.2.3: "If the EventSource object's last event ID string is not the empty string, set
+            # `Last-Event-ID` to the last event ID string, encoded as UTF-8" (header values are bytes;
+            # encode_request writes Latin-1, so go through UTF-8 first).
+            headers.append(("Last-Event-ID", self.last_event_id.encode("utf-8").decode("latin-1")))
+        return encode_request("GET", self._target, self._host_header, [*headers, *self._headers])
+
+    async def _read(self, reader: asyncio.StreamReader) -> bytes:
+        if self.read_timeout is None:
+            return await reader.read(MAX_RECV)
+        return await asyncio.wait_for(reader.read(MAX_RECV), self.read_timeout)
+
+    async def _one_connection(self) -> AsyncGenerator[MessageEvent, None]:
+        """One request and its stream. Returns on 204; raises _Retry (reconnect) or EventSourceError."""
+        streaming = False
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(self._host, self._port, ssl=self._ssl, limit=MAX_RECV),
+                self.connect_timeout,
+            )
+            self._writer = writer
+            writer.write(self._request())
+            await asyncio.wait_for(writer.drain(), self.connect_timeout)
+            response = ResponseReader(self.limits)
+            parser = SSEParser(max_event_size=self.limits.sse_max_event_size)
+            # Browsers (Chromium's EventSourceParser, Firefox) seed a new stream's "last event ID buffer" with
+            # the source's last event ID, so a blank line before the first id (a heartbeat) keeps it; the
+            # spec text re-initialises it to "". Seed it, so a resumed stream cannot lose the resume id.
+            parser._id_buffer = self.last_event_id
+            parser.last_event_id = self.last_event_id
+            while True:
+                data = await self._read(reader)
+                if data:
+                    response.receive_data(data)
+                else:
+                    response.receive_eof()
+                for item in response.events_received():
+                    if isinstance(item, ResponseHead):
+                        if self._check(item):
+                            return  # 204
+                        streaming = True
+                        self.connections += 1
+                    elif isinstance(item, Data):
+                        parser.receive_data(item.data)
+                        for event in parser.events_received():
+                            if isinstance(event, RetryChanged):
+                                # §9.2.6: "set the event stream's reconnection time to that integer".
+                                self.reconnection_time = event.milliseconds / 1000
+                            else:
+                                self.last_event_id = event.last_event_id
+                                yield event
+                        self.last_event_id = parser.last_event_id
+                    elif isinstance(item, EndOfMessage):
+                        # §9.2.3: the stream ended normally: reestablish the connection.
+                        raise _Retry(failed=not streaming)
+                if not data:
+                    raise _Retry(failed=not streaming, cause=RemoteProtocolError("connection closed"))
+        except EventSourceError:
+            raise
+        except (OSError, asyncio.TimeoutError, RawrtError, asyncio.IncompleteReadError) as exc:
+            # Network errors and malformed responses: §9.2.3 reestablishes the connection.
+            raise _Retry(failed=not streaming, cause=exc) from exc
+
+    def _check(self, head: ResponseHead) -> bool:
+        """Apply §9.2.3 to the response head. Returns True on 204 (stop); raises EventSourceError to fail."""
+        content_type = head.header(b"content-type")
+        ctype = None if content_type is None else content_type.decode("latin-1")
+        if head.status == 204:
+            # "Clients will reconnect if the connection is closed; a client can be told to stop reconnecting
+            # using the HTTP 204 No Content response code."
+            self._closed = True
+            return True
+        if head.status != 200:
+            raise EventSourceError(
+                f"{self.url}: HTTP {head.status}, expected 200", status=head.status, content_type=ctype
+            )
+        essence = (ctype or "").split(";", 1)[0].strip(" \t").lower()
+        if essence != "text/event-stream":
+            # "if res's ... Content-Type is not `text/event-stream`, fail the connection".
+            raise EventSourceError(
+                f"{self.url}: Content-Type {ctype!r}, expected text/event-stream",
+                status=200,
+                content_type=ctype,
+            )
+        return False
+
+
+def connect(
+    url: str,
+    *,
+    last_event_id: str | None = None,
+    headers: list[tuple[str, str]] | None = None,
+    reconnection_time: float = 3.0,
+    max_reconnect_delay: float = 30.0,
+    max_retries: int | None = 10,
+    connect_timeout: float = 10.0,
+    read_timeout: float | None = 60.0,
+    ssl: _ssl.SSLContext | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> EventSource:
+    """Open an event source: an async iterator of messages that reconnects by itself (WHATWG §9.2.3).
+
+    ::
+
+        async with rawrt.sse.connect("http://127.0.0.1:8000/events?channel=news") as source:
+            async for message in source:
+                print(message.last_event_id, message.data)
+
+    Args:
+        url: ``http://`` (or ``https://``) URL of the event stream.
+        last_event_id: resume from this id (sent as ``Last-Event-ID`` from the first request).
+        headers: extra request header fields.
+        reconnection_time: seconds before reconnecting, until a ``retry`` field says otherwise (browsers use
+            a few seconds).
+        max_reconnect_delay: cap of the exponential backoff after failed attempts.
+        max_retries: consecutive failed attempts (no stream received) before :class:`EventSourceError` is
+            raised; ``None``: retry forever. A stream that was received resets the count.
+        connect_timeout: bound on opening the connection and sending the request.
+        read_timeout: silence after which the connection is presumed dead and reestablished (a rawrt
+            server sends a heartbeat every 15 s); ``None``: wait forever.
+        ssl: an SSL context for ``https://`` (the default context if omitted).
+        limits: ``sse_max_event_size`` and the response-head limits.
+
+    Returns:
+        The :class:`EventSource`. Iterating it raises :class:`EventSourceError` when the connection fails
+        for good (a status other than 200 and 204, a wrong Content-Type, too many failed attempts).
+    """
+    return EventSource(
+        url,
+        last_event_id=last_event_id,
+        headers=headers,
+        reconnection_time=reconnection_time,
+        max_reconnect_delay=max_reconnect_delay,
+        max_retries=max_retries,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        ssl=ssl,
+        limits=limits,
+    )
