@@ -37,9 +37,8 @@ def printable(data: bytes, limit: int = 60) -> str:
     Error text must say what was received, but must never echo control characters or an unbounded blob into
     a log or a status line.
     """
-    text = data[:limit].decode("ascii", "backslashreplace")
-    text = "".join(c if " " <= c <= "~" else f"\\x{ord(c):02x}" for c in text)
-    return repr(text) + ("..." if len(data) > limit else "")
+    text = "".join(chr(b) if 0x20 <= b <= 0x7E and b != 0x27 else f"\\x{b:02x}" for b in data[:limit])
+    return "'" + text + "'" + ("..." if len(data) > limit else "")
 
 
 class RawrtError(Exception):
