@@ -91,6 +91,9 @@ SSE_HEADERS: list[tuple[str, str]] = [("cache-control", "no-cache"), ("x-accel-b
 #: The heartbeat: a comment line and the blank line that flushes it through event-buffering proxies.
 HEARTBEAT = encode_comment("heartbeat")
 
+# asyncio may run a timer up to its clock resolution early; this keeps that from re-arming it in a loop.
+_TIMER_SLACK = 0.001
+
 #: Pieces an EventStream holds for the writer before ``send()`` waits (backpressure on the producer).
 DEFAULT_MAX_QUEUE = 64
 
@@ -252,29 +255,39 @@ class EventStream:
         loop = asyncio.get_running_loop()
         deadline = None if self.timeout is None else loop.time() + self.timeout
         ready = self._ready
+        last_write = loop.time()
         try:
             while True:
                 ready.clear()
                 piece = self._take()
                 if piece:
                     yield piece
+                    last_write = loop.time()
                     continue
                 sub = self._subscription
                 if self._completed or (sub is not None and sub.overflowed):
                     # Overflow: the subscriber fell behind; ending the stream makes the browser reconnect
                     # with Last-Event-ID and replay the rest from the history (rawrt.hub "Overflow").
                     return
-                wait = self.heartbeat
+                now = loop.time()
+                if deadline is not None and now >= deadline - _TIMER_SLACK:
+                    return
+                if now - last_write >= self.heartbeat - _TIMER_SLACK:
+                    yield HEARTBEAT
+                    last_write = loop.time()
+                    continue
+                wake_at = last_write + self.heartbeat
                 if deadline is not None:
-                    left = deadline - loop.time()
-                    if left <= 0:
-                        return
-                    wait = min(wait, left)
+                    wake_at = min(wake_at, deadline)
+                # A timer that sets the same event, rather than asyncio.wait_for(): on Python 3.11
+                # wait_for() can swallow a cancellation that arrives as the inner wait completes (CPython
+                # gh-86296), and the server's disconnect handling is exactly such a cancellation: the
+                # stream would then outlive its client until the next heartbeat.
+                timer = loop.call_at(wake_at, ready.set)
                 try:
-                    await asyncio.wait_for(ready.wait(), wait)
-                except asyncio.TimeoutError:
-                    if deadline is None or loop.time() < deadline:
-                        yield HEARTBEAT
+                    await ready.wait()
+                finally:
+                    timer.cancel()
         finally:
             self._finish()
 

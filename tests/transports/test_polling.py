@@ -120,7 +120,9 @@ class TestShortPoll:
         async with demo() as (server, app):
             for i in range(1, 2501):
                 app.hub.publish("default", str(i))
-            cursor, sizes, seen = 0, [], []
+            cursor = 0
+            sizes: list[int] = []
+            seen: list[int] = []
             while True:
                 _, body = await poll_json(server, f"/poll?since={cursor}")
                 if not body["events"]:

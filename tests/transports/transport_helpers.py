@@ -96,6 +96,10 @@ class EventStreamReader:
         self._events.extend(e for e in self.parser.events_received() if isinstance(e, MessageEvent))
         return piece
 
+    def pending(self) -> int:
+        """Message events parsed and not yet taken."""
+        return len(self._events)
+
     async def next_event(self, timeout: float = TIMEOUT) -> MessageEvent:
         """The next message event; fails if the stream ends first or nothing comes within ``timeout``."""
         loop = asyncio.get_running_loop()
