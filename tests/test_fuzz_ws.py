@@ -14,6 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+# Hypothesis keys its example cache by choice sequences; b"" and "" and 0 hash alike, and comparing them
+# raises BytesWarning under ``python -bb``. That is Hypothesis's internals, not rawrt: silence it there only.
+pytestmark = pytest.mark.filterwarnings(r"ignore::BytesWarning:hypothesis\..*")
+
 FUZZ_DIR = Path(__file__).resolve().parent.parent / "fuzz"
 CORPUS = sorted((FUZZ_DIR / "corpus" / "ws_frames").iterdir())
 
@@ -68,8 +72,6 @@ def _piece(i: int) -> bytes:
     return _PIECES[i] if i < len(_PIECES) else bytes([i - len(_PIECES)])
 
 
-# Integers only, mapped to bytes afterwards: Hypothesis compares choice sequences, and a mix of bytes and
-# int choices trips BytesWarning under ``python -bb``.
 _pieces = st.integers(0, len(_PIECES) + 255).map(_piece)
 
 

@@ -243,6 +243,8 @@ class WebSocketConnection:
         self.close_received: CloseReceived | None = None
         self.failure: BaseException | None = None
         self._mask_key = mask_key if role is Role.CLIENT else None
+        # Neither masking nor compression: a whole message is one encode_frame() call.
+        self._plain_server = role is Role.SERVER and extension is None
         self._reader = FrameReader(
             mask_expected=role is Role.SERVER,
             max_frame_size=self.max_frame_size,
@@ -517,6 +519,10 @@ class WebSocketConnection:
             ConnectionClosed: a close frame was already sent or the connection is closed.
             LocalProtocolError: a fragmented message is being sent.
         """
+        if self.state is State.OPEN and not self._out_opcode and self._plain_server:
+            # Hot path, the (OPEN, SEND_DATA) -> OPEN row of TRANSITIONS: five calls fewer per message.
+            self._out.append(encode_frame(_TEXT, text.encode()))
+            return
         self._check_no_fragment()
         self._send_data(_TEXT, text.encode(), True)
 
@@ -530,6 +536,9 @@ class WebSocketConnection:
             ConnectionClosed: a close frame was already sent or the connection is closed.
             LocalProtocolError: a fragmented message is being sent.
         """
+        if self.state is State.OPEN and not self._out_opcode and self._plain_server:
+            self._out.append(encode_frame(_BINARY, data))  # hot path, as in send_text
+            return
         self._check_no_fragment()
         self._send_data(_BINARY, data, True)
 

@@ -26,6 +26,10 @@ from rawrt.sansio.websocket import (
     state_diagram,
 )
 
+# Hypothesis keys its example cache by choice sequences; b"" and "" and 0 hash alike, and comparing them
+# raises BytesWarning under ``python -bb``. That is Hypothesis's internals, not rawrt: silence it there only.
+pytestmark = pytest.mark.filterwarnings(r"ignore::BytesWarning:hypothesis\..*")
+
 KEY = bytes.fromhex("37fa213d")  # RFC 6455 §5.7's mask key, pinned for every client frame
 
 
@@ -558,3 +562,40 @@ class TestStateMachine:
                 assert conn.state is expected
             if conn.state is State.CLOSED and role is Role.SERVER:
                 assert b"" in conn.data_to_send() or conn._eof_sent
+
+
+class TestLayering:
+    """STYLE §1: the WebSocket sans-IO modules do no I/O and use no global randomness or clock."""
+
+    FORBIDDEN = {"asyncio", "socket", "selectors", "ssl", "time", "random", "secrets", "threading", "os"}
+
+    @pytest.mark.parametrize("module", ["frames", "websocket", "handshake", "deflate"])
+    def test_imports(self, module: str) -> None:
+        import ast
+        from pathlib import Path
+
+        import rawrt.sansio
+
+        source = Path(rawrt.sansio.__file__).with_name(f"{module}.py").read_text()
+        imported: set[str] = set()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+        assert imported & self.FORBIDDEN == set()
+        assert imported <= {
+            "__future__",
+            "rawrt",
+            "struct",
+            "dataclasses",
+            "enum",
+            "codecs",
+            "collections",
+            "zlib",
+        } | {
+            "base64",
+            "binascii",
+            "hashlib",
+            "re",
+        }
