@@ -30,7 +30,23 @@ _EXPORTS = {
     "ConnectionClosed": "errors",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "App",
+    "Request",
+    "Response",
+    "StreamingResponse",
+    "Server",
+    "serve",
+    "Limits",
+    "DEFAULT_LIMITS",
+    "RawrtError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "LocalProtocolError",
+    "LimitExceeded",
+    "HandshakeError",
+    "ConnectionClosed",
+]
 
 if TYPE_CHECKING:
     from .app import App, Request, Response, StreamingResponse

@@ -39,8 +39,8 @@ class Limits:
     #: Request body, after dechunking. Crossing it: 413 (checked against Content-Length before reading any
     #: of the body). 1 MiB is nginx's ``client_max_body_size``; routes may raise it.
     max_body_size: int = 1 * MiB
-    #: Chunk extensions on one chunk line. Crossing it: 400. Extensions carry nothing rawrt uses; a long one is
-    #: the "chunk extension" resource attack (CVE-2023-44487-style trickle), so 4 KiB is plenty.
+    #: Chunk extensions on one chunk line. Crossing it: 400. Extensions carry nothing rawrt uses, and an
+    #: endless one is a known resource attack on chunked parsers, so 4 KiB is plenty.
     max_chunk_ext: int = 4 * KiB
     #: From accepting a connection (or finishing the previous response) until the request head is complete.
     #: Crossing it: 408 then close. Slowloris protection; 10 s is Apache's ``RequestReadTimeout header=10``.

@@ -72,6 +72,7 @@ class ServerConnection:
         self.limits = server.limits
         self.reader = reader
         self.writer = writer
+        self.transport = writer.transport
         self.conn = http11.HTTPConnection(server.limits)
         self.events: deque[http11.Event] = deque()
         peer = writer.get_extra_info("peername")
@@ -140,7 +141,8 @@ class ServerConnection:
             out.pop()
             keep = False
         if out:
-            self.writer.write(out[0] if len(out) == 1 else b"".join(out))
+            # transport.write, not StreamWriter.write: the latter only forwards (one Python frame less).
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
         return keep
 
     async def _drain(self, timeout: float | None = None, high_water: int | None = None) -> None:
@@ -280,7 +282,25 @@ class ServerConnection:
                         timeout = limits.keep_alive_timeout
                     else:
                         timeout = limits.header_timeout
-                    self._feed(await self._read(timeout))
+                    # The read is inlined here (rather than self._read()) because this is the per-request
+                    # hot path: two fewer coroutine frames to resume on every request.
+                    self.deadline = 0.0 if timeout is None else loop.time() + timeout
+                    try:
+                        data = await self.reader.read(MAX_RECV)
+                    except asyncio.CancelledError:
+                        if not self._timed_out:
+                            raise
+                        self._timed_out = False
+                        task = asyncio.current_task()
+                        if task is not None and hasattr(task, "uncancel"):
+                            task.uncancel()
+                        raise TimeoutError from None
+                    finally:
+                        self.deadline = 0.0
+                    if data:
+                        self.conn.receive_data(data)
+                    else:
+                        self.conn.receive_eof()
             except TimeoutError:
                 if self.conn.buffered_bytes:
                     # RFC 9110 §15.5.9: 408, the client did not produce a request in time.

@@ -165,12 +165,24 @@ TRANSITIONS: dict[tuple[Role, State, str], State] = {
 del _
 
 
+# RFC 9110 renamed a few phrases that older tables (and Python before 3.13) still spell the RFC 7231 way.
+_REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
+_REASONS.update({413: b"Content Too Large", 414: b"URI Too Long", 416: b"Range Not Satisfiable",
+                 422: b"Unprocessable Content"})  # fmt: skip
+# Status lines for every registered code, built once: the writer's hot path only looks them up.
+_STATUS_LINES = {code: b"HTTP/1.1 %d %b\r\n" % (code, phrase) for code, phrase in _REASONS.items()}
+
+
+# The transitions the hot path takes on every request, looked up in the table once (not re-derived).
+_CLIENT_AFTER_REQUEST = TRANSITIONS[(Role.CLIENT, State.IDLE, "request")]
+_SERVER_AFTER_REQUEST = TRANSITIONS[(Role.SERVER, State.IDLE, "request")]
+# len() of content-length, transfer-encoding, host, connection, expect, upgrade.
+_SPECIAL_NAME_LENGTHS = frozenset({14, 17, 4, 10, 6, 7})
+
+
 def reason_phrase(status: int) -> bytes:
     """The standard reason phrase for ``status`` (RFC 9110 §15), or ``b""`` for an unregistered code."""
-    try:
-        return HTTPStatus(status).phrase.encode("ascii")
-    except ValueError:
-        return b""
+    return _REASONS.get(status, b"")
 
 
 def encode_chunk(data: bytes) -> bytes:
@@ -342,7 +354,18 @@ class HTTPConnection:
             return None
         # The checks a byte-at-a-time client would have met before its last byte arrived come first, so the
         # answer is the same however the head was split.
-        self._check_head_prefix(end + 3)
+        data = buf.data
+        line_end = data.find(b"\r\n", 0, end + 2)
+        limits = self.limits
+        if not (
+            # The common case, checked cheaply: a request line within its limit with no stray CR or LF in
+            # it, and a head within its size limit. Anything else goes through the full prefix checks.
+            0 <= line_end <= limits.max_request_line
+            and end + 4 < limits.max_request_line + limits.max_header_bytes + 4
+            and data.find(b"\n", 0, line_end) < 0
+            and data.find(b"\r", 0, line_end) < 0
+        ):
+            self._check_head_prefix(end + 3)
         head = buf.consume(end + 4)
         request = self._parse_head(head[:end])
         self.request = request
@@ -353,8 +376,8 @@ class HTTPConnection:
             self._chunk_phase = "size"
         else:
             self._body_remaining = request.content_length or 0
-        self._advance(Role.CLIENT, "request")
-        self._advance(Role.SERVER, "request")
+        self.client_state = _CLIENT_AFTER_REQUEST  # TRANSITIONS, looked up once at import
+        self.server_state = _SERVER_AFTER_REQUEST
         return request
 
     def _check_head_prefix(self, n: int) -> None:
@@ -410,33 +433,42 @@ class HTTPConnection:
         if match is None:
             raise RemoteProtocolError(self._explain_request_line(line))
         method, target, version = match.groups()
-        http_version = self._parse_version(version)
-        self._check_target(method, target)
+        http_version = b"1.1" if version == b"HTTP/1.1" else self._parse_version(version)
+        if target[:1] != b"/" or abnf.ORIGIN_FORM_RE.fullmatch(target) is None:
+            self._check_target(method, target)
+        elif method == b"CONNECT":
+            raise RemoteProtocolError("CONNECT needs an authority-form target host:port (RFC 9110 §9.3.6)")
 
-        headers: HeaderList = []
+        headers: HeaderList
         if len(lines) - 1 > limits.max_header_count:
             raise LimitExceeded(f"more than {limits.max_header_count} header fields", status_hint=431)
         if len(head) - len(line) > limits.max_header_bytes:
             raise LimitExceeded(
                 f"header section larger than {limits.max_header_bytes} bytes", status_hint=431
             )
-        field_line = abnf.FIELD_LINE_RE.fullmatch
-        field_value = abnf.FIELD_VALUE_RE.fullmatch
         content_lengths: list[bytes] = []
         transfer_encodings: list[bytes] = []
         hosts: list[bytes] = []
         connection: list[bytes] = []
         expect: list[bytes] = []
         upgrade: list[bytes] = []
-        for raw in lines[1:]:
-            m = field_line(raw)
-            if m is None or field_value(m.group(2)) is None:
-                raise RemoteProtocolError(self._explain_field_line(raw))
-            name = m.group(1)
-            value = m.group(2).rstrip(b" \t")  # RFC 9112 §5: the trailing OWS is not part of the value
-            headers.append((name, value))
+        # The whole field section is validated in one pass, then split into pairs in another; only a section
+        # that fails is walked line by line, to say which line is wrong.
+        section = head[len(line) + 2 :] + b"\r\n" if len(lines) > 1 else b""
+        if abnf.FIELD_SECTION_RE.fullmatch(section) is None:
+            for raw in lines[1:]:
+                m = abnf.FIELD_LINE_RE.fullmatch(raw)
+                if m is None or abnf.FIELD_VALUE_RE.fullmatch(m.group(2)) is None:
+                    raise RemoteProtocolError(self._explain_field_line(raw))
+            raise AssertionError("FIELD_SECTION_RE and FIELD_LINE_RE disagree")  # pragma: no cover
+        # RFC 9112 §5: the trailing OWS is not part of the value.
+        headers = [(name, value.rstrip(b" \t")) for name, value in abnf.FIELD_PAIRS_RE.findall(section)]
+        for name, value in headers:
+            # Only the fields that decide framing and connection handling are looked at here; their name
+            # lengths let every other field through with one set lookup.
+            if len(name) not in _SPECIAL_NAME_LENGTHS:
+                continue
             lname = name.lower()
-            # Only the fields that decide framing and connection handling are looked at here.
             if lname == b"content-length":
                 content_lengths.append(value)
             elif lname == b"transfer-encoding":
@@ -452,7 +484,7 @@ class HTTPConnection:
 
         self._check_host(http_version, hosts)
         content_length, chunked = self._framing(http_version, content_lengths, transfer_encodings)
-        tokens = {t.strip(b" \t") for value in connection for t in value.split(b",")}
+        tokens = {t.strip(b" \t") for value in connection for t in value.split(b",")} if connection else ()
         if http_version == b"1.1":
             keep_alive = b"close" not in tokens
         else:
@@ -472,16 +504,17 @@ class HTTPConnection:
                             f"unsupported expectation {printable(item)}", status_hint=417
                         )
         upgrade_to = b", ".join(upgrade) if upgrade and b"upgrade" in tokens else None
+        # Positional arguments: this runs once per request, and keywords cost a little more.
         return Request(
-            method=method,
-            target=target,
-            http_version=http_version,
-            headers=headers,
-            content_length=content_length,
-            chunked=chunked,
-            keep_alive=keep_alive,
-            expect_continue=expect_continue,
-            upgrade=upgrade_to,
+            method,
+            target,
+            http_version,
+            headers,
+            content_length,
+            chunked,
+            keep_alive,
+            expect_continue,
+            upgrade_to,
         )
 
     @staticmethod
@@ -793,6 +826,8 @@ class HTTPConnection:
         # Everything the app passed is checked before any state changes: a LocalProtocolError leaves the
         # connection as it was, so the server can still answer 500 with reject().
         _check_fields(headers)
+        if self.server_state is not State.SEND_RESPONSE:
+            raise LocalProtocolError(f"cannot send a response in server state {self.server_state.name}")
         if status == 101:
             if request.http_version == b"1.0":
                 raise LocalProtocolError("101 must not be sent to an HTTP/1.0 client (RFC 9110 §15.2)")
@@ -810,6 +845,9 @@ class HTTPConnection:
         has_date = has_server = False
         for name, value in headers:
             lname = name.lower()
+            if lname not in _WRITER_OWNED:
+                out_headers.append((name, value))
+                continue
             if lname == b"content-length":
                 if abnf.CONTENT_LENGTH_RE.fullmatch(value) is None:
                     raise LocalProtocolError(f"invalid Content-Length {printable(value)} in response")
@@ -826,7 +864,7 @@ class HTTPConnection:
             elif lname == b"server":
                 has_server = True
             out_headers.append((name, value))
-        self._advance(Role.SERVER, "response")
+        self.server_state = _SERVER_AFTER_RESPONSE
         no_body = status in _NO_BODY_STATUSES or request.method == b"HEAD"
         self._suppress_body = no_body
         self._send_chunked = False
@@ -860,13 +898,11 @@ class HTTPConnection:
 
     @staticmethod
     def _head(status: int, headers: HeaderList, date: bytes) -> bytes:
-        parts = [b"HTTP/1.1 %d %b\r\n" % (status, reason_phrase(status))]
-        for name, value in headers:
-            parts.append(b"%b: %b\r\n" % (name, value))
+        status_line = _STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status
+        fields = b"".join([b"%b: %b\r\n" % pair for pair in headers])
         if date:
-            parts.append(b"date: %b\r\n" % date)
-        parts.append(b"\r\n")
-        return b"".join(parts)
+            fields += b"date: %b\r\n" % date
+        return status_line + fields + b"\r\n"
 
     def send_data(self, data: bytes) -> None:
         """Send a piece of the response body, framed as the head announced."""
@@ -888,7 +924,8 @@ class HTTPConnection:
         """Finish the response. After it, the connection is ready for the next request or closes."""
         if self.server_state is not State.SEND_BODY:
             raise LocalProtocolError(f"cannot end a response in server state {self.server_state.name}")
-        _check_fields(trailers or [])
+        if trailers:
+            _check_fields(trailers)
         if self._send_remaining:
             raise LocalProtocolError(
                 f"response body {self._send_remaining} bytes short of its Content-Length"
@@ -897,7 +934,7 @@ class HTTPConnection:
             # RFC 9112 §7.1: last-chunk = 1*"0" [ chunk-ext ] CRLF, then the trailer section and CRLF.
             tail = b"".join(b"%b: %b\r\n" % pair for pair in trailers or [])
             self._out.append(b"0\r\n" + tail + b"\r\n")
-        self._advance(Role.SERVER, "end")
+        self.server_state = _SERVER_AFTER_END
         if not self.keep_alive:
             self._advance(Role.SERVER, "close")
             self._out.append(b"")
@@ -920,8 +957,7 @@ class HTTPConnection:
                 self._advance(Role.SERVER, "close")
                 self._out.append(b"")
                 return
-            self._advance(Role.CLIENT, "cycle")
-            self._advance(Role.SERVER, "cycle")
+            self.client_state = self.server_state = _AFTER_CYCLE
             self.request = None
 
     def reject(self, error: ProtocolError, *, date: bytes = b"") -> None:
@@ -947,9 +983,23 @@ class HTTPConnection:
         self._out.append(b"")
 
 
+_SERVER_AFTER_RESPONSE = TRANSITIONS[(Role.SERVER, State.SEND_RESPONSE, "response")]
+_SERVER_AFTER_END = TRANSITIONS[(Role.SERVER, State.SEND_BODY, "end")]
+_AFTER_CYCLE = TRANSITIONS[(Role.SERVER, State.DONE, "cycle")]
+assert _AFTER_CYCLE is TRANSITIONS[(Role.CLIENT, State.DONE, "cycle")]
+# Response fields whose meaning the writer owns or must notice (framing, persistence, Date, Server).
+_WRITER_OWNED = frozenset({b"content-length", b"transfer-encoding", b"connection", b"date", b"server"})
+
+
 def _check_fields(headers: HeaderList) -> None:
     """Refuse app-supplied fields that would not survive the wire: a name that is not a token, or a value
     with CR, LF, NUL or another control byte (that is response splitting, RFC 9110 §5.5)."""
+    # Fast path: the fields as they would be written form a valid field section, one line per field (a CR
+    # or LF inside a value would add a line, so the count catches what the per-line pattern alone cannot).
+    section = b"".join([b"%b:%b\r\n" % pair for pair in headers])
+    if section.count(b"\n") == len(headers) and abnf.FIELD_SECTION_RE.fullmatch(section) is not None:
+        if section.count(b"\r") == len(headers):
+            return
     for name, value in headers:
         if abnf.TOKEN_RE.fullmatch(name) is None:
             raise LocalProtocolError(f"invalid field name {printable(name)}")

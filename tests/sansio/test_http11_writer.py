@@ -280,7 +280,7 @@ class TestWrongState:
     def test_second_response(self) -> None:
         conn = ready()
         conn.send_response(200, [])
-        with pytest.raises(LocalProtocolError, match="cannot response in server state SEND_BODY"):
+        with pytest.raises(LocalProtocolError, match="cannot send a response in server state SEND_BODY"):
             conn.send_response(200, [])
 
     def test_advance_errors_name_the_culprit(self) -> None:
