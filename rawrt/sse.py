@@ -488,8 +488,9 @@ class EventSource:
         failures = 0
         try:
             while not self._closed:
+                connection = self._one_connection()
                 try:
-                    async for event in self._one_connection():
+                    async for event in connection:
                         yield event
                     return  # 204: the server asked us to stop (§9.2.3)
                 except _Retry as retry:
@@ -503,6 +504,9 @@ class EventSource:
                     # more", an exponential backoff after a failed attempt, capped.
                     delay = self.reconnection_time * (2 ** max(0, failures - 1))
                     await asyncio.sleep(min(delay, self.max_reconnect_delay))
+                finally:
+                    # Closed here, not left to the garbage collector, when the consumer stops mid-stream.
+                    await connection.aclose()
         finally:
             await self._close_writer()
 
