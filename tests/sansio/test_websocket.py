@@ -124,6 +124,15 @@ class TestDataFrames:
         # §5.7: 81 85 = FIN, text, MASK, 5 bytes; then the key and the masked payload.
         assert conn.data_to_send() == [bytes.fromhex("81 85 37 fa 21 3d 7f 9f 4d 51 58")]
 
+    def test_client_sends_binary_masked(self) -> None:
+        conn = client()
+        conn.send_binary(b"Hello")
+        # 82 85: FIN, binary, MASK, 5 bytes; the payload is masked as in §5.7.
+        assert conn.data_to_send() == [bytes.fromhex("82 85 37 fa 21 3d 7f 9f 4d 51 58")]
+        conn.send_fragment(b"a", text=False, fin=False)
+        with pytest.raises(LocalProtocolError, match="in progress"):
+            conn.send_binary(b"interleaved")
+
     def test_client_receives_unmasked(self) -> None:
         conn = client()
         assert feed(conn, bytes.fromhex("81 05 48 65 6c 6c 6f"), False) == [TextMessage("Hello")]
