@@ -26,6 +26,7 @@ Channels: ``channel`` defaults to ``default`` and must match ``[A-Za-z0-9_.-]{1,
 from __future__ import annotations
 
 import base64
+import dataclasses
 import re
 from importlib import resources
 
@@ -42,8 +43,12 @@ from .polling import (
     short_poll,
 )
 from .sse import hub_stream
+from .websocket import WebSocket
 
 __all__ = ["create_app", "DemoApp", "DEFAULT_CHANNEL", "CHANNEL_RE", "channel_param"]
+
+#: /ws echoes messages up to 16 MiB (Autobahn's section 9 goes that far).
+WS_ECHO_MAX_MESSAGE = 16 * MiB
 
 #: /echo and /inspect accept larger bodies than the server default, so learners can try big uploads.
 DEMO_MAX_BODY = 16 * MiB
@@ -120,6 +125,24 @@ def create_app(limits: Limits = DEFAULT_LIMITS) -> DemoApp:
                 "body_base64": base64.b64encode(body).decode("ascii"),
             }
         )
+
+    # --- WebSocket echo: the Autobahn testee (docs/websocket.md, docs/conformance.md) ----------------------
+
+    # Autobahn's section 9 sends messages up to 16 MiB; the testee must not ping on its own (the runner ends a
+    # case when the server pings), so keepalive is off here and tested elsewhere.
+    echo_limits = dataclasses.replace(
+        limits,
+        ws_max_message_size=WS_ECHO_MAX_MESSAGE,
+        ws_max_frame_size=WS_ECHO_MAX_MESSAGE,
+        ws_ping_interval=None,
+        ws_ping_timeout=None,
+    )
+
+    @app.websocket("/ws", limits=echo_limits)
+    async def ws_echo(ws: WebSocket) -> None:
+        # Each message goes back with its opcode: text as text, binary as binary.
+        async for message in ws:
+            await ws.send(message)
 
     # --- the hub's HTTP transports (docs/sse.md, docs/polling.md) -----------------------------------------
 
