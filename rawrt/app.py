@@ -424,8 +424,10 @@ class App:
         """Register a WebSocket handler for ``path``.
 
         Options (all optional): ``subprotocols`` (list, in order of preference), ``origins`` (allowlist;
-        403 otherwise), ``compression`` (``"permessage-deflate"`` or ``None``), ``limits`` (a
-        :class:`rawrt.limits.Limits` for this endpoint: message size, ping interval, ...).
+        403 otherwise), ``compression`` (``"permessage-deflate"``, a ``DeflateOptions``, or ``None``),
+        ``limits`` (a :class:`rawrt.limits.Limits` for this endpoint: message size, ping interval, ...),
+        ``check`` (called with the :class:`Request` before the handshake; a :class:`Response` it returns
+        is sent instead of the 101, e.g. a 400 for a bad query parameter).
         """
 
         def register(handler: WebSocketHandler) -> WebSocketHandler:

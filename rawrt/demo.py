@@ -25,12 +25,16 @@ Channels: ``channel`` defaults to ``default`` and must match ``[A-Za-z0-9_.-]{1,
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import dataclasses
+import json
 import re
 from importlib import resources
 
 from .app import App, Request, Response, StreamingResponse
+from .errors import ConnectionClosed
 from .hub import Hub
 from .limits import DEFAULT_LIMITS, Limits, MiB
 from .polling import (
@@ -88,6 +92,49 @@ def _bad_request(message: str) -> Response:
 _BAD_CHANNEL = "channel must match [A-Za-z0-9_.-]{1,64}"
 
 
+async def chat_session(ws: WebSocket, hub: Hub, channel: str, since: int | None) -> None:
+    """Serve one ``/ws/chat`` client: every event after ``since`` (none without it), then live; each as a
+    text message with the event's JSON (``{"channel", "id", "data"}``, the same objects ``/poll`` lists).
+    Text from the client is published on the channel.
+
+    Closes: 1003 for a binary message (RFC 6455 §7.4.1: a type the endpoint cannot accept); 1013 "try
+    again later" when the client fell behind its queue, with the ``since`` to resume from in the reason. A
+    cursor the history cannot honour first gets ``{"reset": true, "cursor": N}`` (never a silent gap).
+    """
+    ready = asyncio.Event()
+    sub = hub.subscribe(channel, cursor=since, wake=ready.set)
+
+    async def pump() -> None:
+        if sub.reset:
+            await ws.send(json.dumps({"reset": True, "cursor": sub.cursor}))
+        while True:
+            ready.clear()  # before draining: a publish in between sets it again (hub.py's contract)
+            batch = sub.drain()
+            if batch:
+                for event in batch:
+                    await ws.send(event.json)
+            elif sub.overflowed:
+                await ws.close(1013, f"too slow: resume with since={sub.cursor}")
+                return
+            else:
+                await ready.wait()
+
+    pumping = asyncio.ensure_future(pump())
+    try:
+        async for message in ws:
+            if isinstance(message, bytes):
+                await ws.close(1003, "binary messages are not accepted: send text")
+                break
+            hub.publish(channel, message)
+            if pumping.done():
+                break
+    finally:
+        pumping.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+            await pumping
+        sub.close()
+
+
 def _page() -> str:
     return resources.files("rawrt").joinpath("static/index.html").read_text("utf-8")
 
@@ -143,6 +190,25 @@ def create_app(limits: Limits = DEFAULT_LIMITS) -> DemoApp:
         # Each message goes back with its opcode: text as text, binary as binary.
         async for message in ws:
             await ws.send(message)
+
+    # --- the chat room over WebSocket: the hub's fourth transport -------------------------------------------
+
+    def chat_check(request: Request) -> Response | None:
+        # The contract's 400s come before the upgrade, as plain HTTP, like the other endpoints' answers.
+        if channel_param(request) is None:
+            return _bad_request(_BAD_CHANNEL)
+        try:
+            parse_since(request.query_param("since"))
+        except PollParameterError as exc:
+            return _bad_request(str(exc))
+        return None
+
+    @app.websocket("/ws/chat", check=chat_check)
+    async def ws_chat(ws: WebSocket) -> None:
+        assert ws.request is not None
+        channel = channel_param(ws.request)
+        assert channel is not None
+        await chat_session(ws, hub, channel, parse_since(ws.request.query_param("since")))
 
     # --- the hub's HTTP transports (docs/sse.md, docs/polling.md) -----------------------------------------
 

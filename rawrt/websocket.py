@@ -477,6 +477,15 @@ async def upgrade(conn: ServerConnection, route: Route, event: Any, request: Req
     from .server import http_date
 
     options = route.ws_options
+    check = options.get("check")
+    if check is not None:
+        # The route's own validation (e.g. query parameters) answers with plain HTTP before any 101.
+        refusal = check(request)
+        if refusal is not None:
+            conn.conn.send_response_bytes(refusal.status, refusal.headers, refusal.body, date=http_date())
+            keep = conn._flush()
+            conn._log_access(request, refusal.status)
+            return keep
     limits: Limits = options.get("limits") or conn.limits
     compression = options.get("compression", "permessage-deflate")
     deflate: DeflateOptions | None
