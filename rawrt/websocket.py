@@ -468,6 +468,22 @@ class _Tracer:
 # ----------------------------------------------------------------------------------------- the server
 
 
+async def _after_refusal(conn: ServerConnection) -> bool:
+    """A refused handshake was answered over HTTP: finish the exchange as ``_exchange`` does, so the
+    connection can carry the next request. Returns whether it may.
+
+    The request's ``EndOfMessage`` (already parsed) and any body it had must be consumed first, or the
+    next read would hand ``_serve`` an ``EndOfMessage`` where it expects a ``Request``.
+    """
+    from .sansio import http11
+
+    if conn.events and type(conn.events[0]) is http11.EndOfMessage:
+        conn.events.popleft()
+    if conn.conn.client_state is http11.State.SEND_BODY:
+        return await conn._discard_unread_body()
+    return conn.conn.server_state is not http11.State.MUST_CLOSE
+
+
 async def upgrade(conn: ServerConnection, route: Route, event: Any, request: Request) -> bool:
     """Answer a WebSocket opening handshake on a server connection and run the route's handler.
 
@@ -485,7 +501,7 @@ async def upgrade(conn: ServerConnection, route: Route, event: Any, request: Req
             conn.conn.send_response_bytes(refusal.status, refusal.headers, refusal.body, date=http_date())
             keep = conn._flush()
             conn._log_access(request, refusal.status)
-            return keep
+            return keep and await _after_refusal(conn)
     limits: Limits = options.get("limits") or conn.limits
     compression = options.get("compression", "permessage-deflate")
     deflate: DeflateOptions | None
@@ -511,7 +527,7 @@ async def upgrade(conn: ServerConnection, route: Route, event: Any, request: Req
         )
         keep = conn._flush()
         conn._log_access(request, status)
-        return keep
+        return keep and await _after_refusal(conn)
     http = conn.conn
     http.send_response(101, list(accepted.headers), date=http_date())
     conn._flush()

@@ -341,8 +341,11 @@ def accept(
     version = _values(headers, b"sec-websocket-version")
     if version != [b"13"]:
         received = printable(b", ".join(version)) if version else "nothing"
+        # RFC 9110 §15.5.22: every 426 carries Upgrade too, not only the §4.2.2 version list.
         raise _error(
-            f"Sec-WebSocket-Version is {received}, expected 13", 426, ((b"Sec-WebSocket-Version", b"13"),)
+            f"Sec-WebSocket-Version is {received}, expected 13",
+            426,
+            ((b"Sec-WebSocket-Version", b"13"), *_UPGRADE_HEADERS),
         )
     key = _single(headers, b"sec-websocket-key", "Sec-WebSocket-Key")
     if key is None:

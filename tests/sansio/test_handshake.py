@@ -128,7 +128,11 @@ class TestServerHandshake:
     def test_version(self, values: tuple[bytes, ...]) -> None:
         exc = refused(replace(RFC_REQUEST, b"Sec-WebSocket-Version", *values))
         assert exc.status_hint == 426
-        assert exc.headers == ((b"Sec-WebSocket-Version", b"13"),)
+        assert exc.headers == (
+            (b"Sec-WebSocket-Version", b"13"),
+            (b"Upgrade", b"websocket"),
+            (b"Connection", b"Upgrade"),
+        )
 
     @pytest.mark.parametrize(
         ("values", "message"),
