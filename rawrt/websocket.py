@@ -97,6 +97,9 @@ class WebSocket:
         self._reader = reader
         self._writer = writer
         self._transport = writer.transport
+        # send() waits above ws_write_high_water; drain() only blocks once the transport pauses, at its own
+        # high-water mark (64 KiB by default), so make the two the same.
+        self._transport.set_write_buffer_limits(high=limits.ws_write_high_water)
         self._loop = asyncio.get_running_loop()
         self._messages: deque[Message] = deque()
         self._recv_waiter: asyncio.Future[None] | None = None
@@ -362,6 +365,9 @@ class WebSocket:
         timeout = self.limits.ws_ping_timeout
         if timeout is not None:
             self._ping_deadline = self._loop.call_later(timeout, self._keepalive_timeout)
+        elif self.limits.ws_ping_interval is not None:
+            # No deadline means no pong will reschedule us (see _pong): keep pinging on our own.
+            self._keepalive = self._loop.call_later(self.limits.ws_ping_interval, self._send_keepalive)
 
     def _keepalive_timeout(self) -> None:
         # No pong within ws_ping_timeout: the peer is gone or stuck. 1011 as the ecosystem does.
