@@ -159,12 +159,17 @@ async def long_poll(
     try:
         batch = sub.drain(max_batch)
         if not batch and not sub.reset and not sub.overflowed and timeout > 0:
-            # Race the wake against the client leaving (and server shutdown): a client that goes away frees
-            # its subscription now, not at the timeout.
+            # Three things end the hold, and each just resolves the one future: the hub's wake, a timer,
+            # and the client leaving (or the server shutting down). A client that goes away frees its
+            # subscription now, not at the timeout. Callbacks rather than asyncio.wait(): no extra
+            # futures or sets per held request, which matters at 10,000 of them.
             gone = loop.create_task(request.wait_disconnected())
+            gone.add_done_callback(lambda _: wake())
+            timer = loop.call_later(timeout, wake)
             try:
-                await asyncio.wait((released, gone), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                await released
             finally:
+                timer.cancel()
                 gone.cancel()
             if request.is_disconnected():
                 return PollAnswer((), sub.cursor)
