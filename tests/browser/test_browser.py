@@ -1,0 +1,399 @@
+"""Real-browser tests: a headless Chromium (Debian package ``chromium``) against the demo server.
+
+What only a browser can show: that rawrt's wire formats satisfy a real ``EventSource`` (WHATWG HTML §9.2)
+and a real ``WebSocket`` (RFC 6455, with the permessage-deflate offer of RFC 7692 that Chromium sends on
+every connection), including the browser's own reconnection with ``Last-Event-ID``, and that the chat page
+(``rawrt/static/index.html``) works across tabs on different transports.
+
+The browser is driven through the DevTools protocol by ``chromium.py`` (next to this file). One Chromium
+runs for the module; each test gets its own DevTools connection and its own server on 127.0.0.1:0, and
+closes its tabs before the server shuts down. Every wait is bounded.
+
+Skipped when ``chromium`` is not installed, unless ``RAWRT_REQUIRE_BROWSER=1`` (set by ``.ci/run``): then the
+missing browser is an error, never a silent skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import pytest_asyncio
+from chromium import Browser, Chromium, Page
+
+from rawrt.app import App, Request, Response, StreamingResponse
+from rawrt.demo import DemoApp, create_app
+from rawrt.limits import DEFAULT_LIMITS, Limits
+from rawrt.server import Server
+from rawrt.websocket import WebSocket
+
+pytestmark = pytest.mark.browser
+
+#: Bound of one wait in these tests (a page load, a message to arrive), in seconds.
+TIMEOUT = 5.0
+
+#: Chromium's EventSource reconnection time when the server sets no ``retry`` (the demo sets none): 3 s.
+BROWSER_RECONNECT = 3.0
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Chromium]:
+    """One headless Chromium for the module, killed (and its profile removed) whatever happens."""
+    executable = shutil.which("chromium")
+    if executable is None:
+        if os.environ.get("RAWRT_REQUIRE_BROWSER") == "1":
+            pytest.fail(
+                "RAWRT_REQUIRE_BROWSER=1 but no `chromium` on PATH: install the Debian package `chromium`",
+                pytrace=False,
+            )
+        pytest.skip("no `chromium` on PATH (Debian package `chromium`); set RAWRT_REQUIRE_BROWSER=1 to fail")
+    process = Chromium.launch(executable)
+    try:
+        yield process
+    finally:
+        process.kill()
+
+
+@pytest_asyncio.fixture
+async def browser(chromium: Chromium) -> AsyncIterator[Browser]:
+    """A DevTools connection for one test; its tabs are closed at the end."""
+    connection = await Browser.connect(chromium.browser_url)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+@contextlib.asynccontextmanager
+async def serve(app: App, browser: Browser, limits: Limits = DEFAULT_LIMITS) -> AsyncIterator[str]:
+    """Run ``app`` on 127.0.0.1:<free port>; yields its base URL. The browser's tabs are closed first on the
+    way out, so the server's shutdown does not race the browser's reconnections."""
+    server = Server(app, limits)
+    await server.start("127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        try:
+            await browser.close_pages()
+        finally:
+            await server.shutdown(timeout=2.0)
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+async def publish(base: str, channel: str, data: str) -> int:
+    """``POST /publish?channel=...`` with ``data`` as the body, over a fresh connection; returns the id."""
+    host, _, port = base.removeprefix("http://").partition(":")
+    body = data.encode("utf-8")
+    head = (
+        f"POST /publish?channel={channel} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), TIMEOUT)
+    try:
+        writer.write(head.encode("ascii") + body)
+        response = await asyncio.wait_for(reader.read(), TIMEOUT)  # to EOF: we asked for Connection: close
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    status_line, _, rest = response.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 200 OK", response[:500]
+    answer = json.loads(rest.partition(b"\r\n\r\n")[2])
+    event_id = answer["id"]
+    assert isinstance(event_id, int)
+    return event_id
+
+
+def record(app: App, path: str) -> list[Request]:
+    """Wrap the ``GET`` handler of ``path`` so that every request it answers is appended to the list."""
+    found = app.match(path)
+    assert found is not None, path
+    route = found[0]
+    handler = route.handlers["GET"]
+    requests: list[Request] = []
+
+    async def recording(request: Request) -> Response | StreamingResponse:
+        requests.append(request)
+        return await handler(request)
+
+    route.handlers["GET"] = recording
+    return requests
+
+
+def record_websockets(app: App, path: str) -> list[WebSocket]:
+    """Wrap the WebSocket handler of ``path`` so that every accepted connection is appended to the list."""
+    found = app.match(path)
+    assert found is not None, path
+    route = found[0]
+    handler = route.websocket
+    assert handler is not None
+    accepted: list[WebSocket] = []
+
+    async def recording(ws: WebSocket) -> None:
+        accepted.append(ws)
+        await handler(ws)
+
+    route.websocket = recording
+    return accepted
+
+
+# Payloads whose bytes must come out of the browser as they went in. Not "\r": an SSE data line ends at CR,
+# LF or CRLF and the client joins lines with LF (documented in rawrt.sse), so CR cannot survive SSE.
+PAYLOADS = [
+    "hello",
+    "two\nlines",
+    "\n",
+    " one leading space (SSE strips exactly one after the colon)",
+    "üñíçødé ✓ — 日本語 🎉 (astral plane: 𝄞)",
+    "data: not a field\n\nid: 99\nevent: fake",
+    ": not a comment",
+    '{"id": 12345, "data": "json in json"}',
+    "trailing newline\n",
+    "tab\tand NUL \x00 and DEL \x7f",
+    "x" * 100_000,
+    "",
+]
+
+
+# ------------------------------------------------------------------------------------------------ the tests
+
+
+@pytest.mark.asyncio
+async def test_page_eventsource_and_websocket_receive_published_events(browser: Browser) -> None:
+    """An EventSource and a WebSocket made in the page (not the page's own code) get every event POSTed to
+    /publish: the same text, in order, each once, the SSE ones with their id as ``lastEventId``."""
+    app = create_app()
+    async with serve(app, browser) as base:
+        page = await browser.new_page(base + "/")
+        assert await page.evaluate("document.title") == "rawrt chat: four ways to be real-time"
+        await page.evaluate(
+            """
+            window.got = { sse: [], ws: [], sseOpen: false, wsOpen: false, errors: 0 };
+            const source = new EventSource("/events?channel=browser1");
+            source.onopen = () => { got.sseOpen = true; };
+            source.onerror = () => { got.errors += 1; };
+            source.onmessage = (m) => { got.sse.push([m.type, m.lastEventId, m.data]); };
+            const socket = new WebSocket(`ws://${location.host}/ws/chat?channel=browser1`);
+            socket.onopen = () => { got.wsOpen = true; };
+            socket.onmessage = (m) => { got.ws.push(m.data); };
+            socket.onclose = () => { got.errors += 1; };
+            window.source = source;
+            window.socket = socket;
+            """
+        )
+        await page.wait_for("got.sseOpen && got.wsOpen")
+
+        ids = [await publish(base, "browser1", data) for data in PAYLOADS]
+        assert ids == list(range(1, len(PAYLOADS) + 1))
+
+        n = len(PAYLOADS)
+        await page.wait_for(f"got.sse.length >= {n} && got.ws.length >= {n}")
+        # Let anything extra (a duplicate) arrive before counting.
+        await asyncio.sleep(0.2)
+        got = await page.evaluate("got")
+        assert got["errors"] == 0
+        assert got["sse"] == [["message", str(i), data] for i, data in zip(ids, PAYLOADS, strict=True)]
+        assert [json.loads(text) for text in got["ws"]] == [
+            {"channel": "browser1", "id": i, "data": data} for i, data in zip(ids, PAYLOADS, strict=True)
+        ]
+        # The UTF-8 bytes too, as the page encodes them (lone surrogates would not survive either way).
+        page_bytes = await page.evaluate("got.sse.map(([, , d]) => Array.from(new TextEncoder().encode(d)))")
+        assert [bytes(b) for b in page_bytes] == [data.encode("utf-8") for data in PAYLOADS]
+        assert await page.evaluate("[source.readyState, socket.readyState]") == [1, 1]
+
+
+@pytest.mark.asyncio
+async def test_eventsource_reconnects_with_last_event_id_and_misses_nothing(browser: Browser) -> None:
+    """The server ends the SSE stream mid-way (the subscriber overflows its 4-event hub queue); the browser
+    reconnects by itself with ``Last-Event-ID`` while events keep coming, and ends up with each event
+    exactly once, in order."""
+    limits = Limits(hub_queue_size=4)
+    app: DemoApp = create_app(limits)
+    requests = record(app, "/events")
+    async with serve(app, browser, limits) as base:
+        page = await browser.new_page(base + "/hello")
+        await page.evaluate(
+            """
+            window.got = { messages: [], opens: 0, errors: 0 };
+            const source = new EventSource("/events?channel=resume");
+            source.onopen = () => { got.opens += 1; };
+            source.onerror = () => { got.errors += 1; };
+            source.onmessage = (m) => { got.messages.push([m.lastEventId, m.data]); };
+            window.source = source;
+            """
+        )
+        await page.wait_for("got.opens === 1")
+        for i in range(1, 6):
+            assert await publish(base, "resume", f"event {i}") == i
+        await page.wait_for("got.messages.length === 5")
+
+        # A burst the stream cannot take: published in one go (no await in between), the subscriber's queue
+        # fills at 4 events and the 5th overflows it. rawrt then ends the stream (hub "Overflow").
+        for i in range(6, 16):
+            assert app.hub.publish("resume", f"event {i}").id == i
+        await page.wait_for("got.errors === 1")
+        assert await page.evaluate("source.readyState") == 0  # CONNECTING: the browser will retry
+
+        # Keep publishing while the browser waits out its reconnection time.
+        for i in range(16, 26):
+            assert await publish(base, "resume", f"event {i}") == i
+            await asyncio.sleep(0.05)
+        reconnected = "got.opens === 2 && got.messages.length >= 25"
+        await page.wait_for(reconnected, timeout=BROWSER_RECONNECT + TIMEOUT)
+        await asyncio.sleep(0.2)
+        got = await page.evaluate("got")
+
+    assert got["messages"] == [[str(i), f"event {i}"] for i in range(1, 26)]
+    assert (got["opens"], got["errors"]) == (2, 1)
+    # Server side: the first request had no resume id; the browser's reconnection sent Last-Event-ID: 5, the
+    # last event it was given before the overflow ended the stream.
+    assert len(requests) == 2
+    assert requests[0].headers.get("last-event-id") is None
+    assert requests[1].headers.get("last-event-id") == "5"
+    assert requests[1].query_param("last_event_id") is None
+
+
+CHAT_READY = {
+    "ws": "document.getElementById('status').textContent === 'WebSocket open'",
+    "sse": "document.getElementById('status').textContent === 'SSE stream open'",
+    # Polling tabs start "from now": they are ready once their first answer gave them a cursor.
+    "poll": "window.rawrtChat.cursor !== null",
+    "longpoll": "window.rawrtChat.cursor !== null",
+}
+
+CHAT_LOG = """[...document.querySelectorAll('#log div')].map((line) => [
+    Number(line.dataset.id), line.querySelector('.meta').textContent,
+    line.querySelector('b').textContent, line.querySelector('span:last-child').textContent])"""
+
+
+async def say(page: Page, name: str, text: str) -> None:
+    """Type ``text`` as ``name`` in a chat tab and submit the form, as a user would."""
+    await page.evaluate(
+        f"""
+        document.getElementById('name').value = {json.dumps(name)};
+        document.getElementById('text').value = {json.dumps(text)};
+        document.getElementById('send').requestSubmit();
+        """
+    )
+    await page.wait_for("document.getElementById('text').value === ''")
+
+
+@pytest.mark.asyncio
+async def test_chat_page_tabs_on_four_transports_see_each_others_messages(browser: Browser) -> None:
+    """Four chat tabs, one per transport: a message sent in one shows up in all, each counted under its
+    tab's transport, with the same hub ids everywhere."""
+    app = create_app()
+    async with serve(app, browser) as base:
+        tabs: dict[str, Page] = {}
+        for transport in ("ws", "sse", "poll", "longpoll"):
+            tabs[transport] = await browser.new_page(f"{base}/?transport={transport}")
+        for transport, page in tabs.items():
+            await page.wait_for(CHAT_READY[transport])
+            checked = "document.querySelector('input[name=transport]:checked').value"
+            assert await page.evaluate(checked) == transport
+
+        # Each tab sends one message: the WebSocket tab over its socket, the others with POST /publish.
+        sent = [(transport, f"hello from {transport} ✓") for transport in tabs]
+        for transport, text in sent:
+            await say(tabs[transport], transport, text)
+        for page in tabs.values():
+            await page.wait_for(f"document.querySelectorAll('#log div').length >= {len(sent)}")
+        await asyncio.sleep(0.3)  # let a duplicate arrive, if there were one
+
+        for transport, page in tabs.items():
+            # Every tab shows every message once, in hub id order, as arrived over its own transport.
+            expected = [[i, f"#{i} via {transport}", name, text] for i, (name, text) in enumerate(sent, 1)]
+            assert await page.evaluate(CHAT_LOG) == expected, transport
+            stats = await page.evaluate("window.rawrtChat.stats")
+            assert stats[transport]["msgs"] == len(sent), (transport, stats)
+            assert all(s["msgs"] == 0 for t, s in stats.items() if t != transport), (transport, stats)
+            assert stats[transport]["reqs"] >= 1
+            assert stats[transport]["bytes"] > 0, (transport, stats)
+            assert await page.evaluate("[...window.rawrtChat.seen]") == [1, 2, 3, 4]
+            assert await page.evaluate("window.rawrtChat.cursor") == 4
+            # The stats table shows this tab's transport as the active row.
+            active = await page.evaluate("document.querySelector('#stats tr.active td').textContent")
+            assert active == transport
+    assert [event.id for event in app.hub.since("default", 0).events] == [1, 2, 3, 4]
+
+
+# A text message of every kind of character and binary messages with every byte value; sizes on both sides
+# of the 7-bit, 16-bit and 64-bit length encodings (RFC 6455 §5.2).
+WS_ECHO_SCRIPT = """
+(async () => {
+    const socket = new WebSocket(`ws://${location.host}/ws`);
+    socket.binaryType = "arraybuffer";
+    const replies = [];
+    let wake = null;
+    socket.onmessage = (m) => { replies.push(m.data); if (wake) wake(); };
+    await new Promise((resolve, reject) => { socket.onopen = resolve; socket.onerror = reject; });
+    const bytes = (n) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + 3) % 256);
+    const messages = [
+        "héllo ✓ 🎉", "", "a".repeat(125), "b".repeat(126), "ü".repeat(40000),
+        bytes(256).buffer, new ArrayBuffer(0), bytes(65535).buffer, bytes(65536).buffer, bytes(200000).buffer,
+    ];
+    for (const message of messages) socket.send(message);
+    while (replies.length < messages.length) await new Promise((resolve) => { wake = resolve; });
+    const hex = (data) => Array.from(new Uint8Array(data), (b) => b.toString(16).padStart(2, "0")).join("");
+    const closed = new Promise((resolve) => { socket.onclose = (e) => resolve([e.code, e.wasClean]); });
+    const extensions = socket.extensions;
+    socket.close(1000, "done");
+    return {
+        extensions,
+        sent: messages.map((m) => typeof m === "string" ? ["text", m] : ["binary", hex(m)]),
+        replies: replies.map((m) => typeof m === "string" ? ["text", m] : ["binary", hex(m)]),
+        close: await closed,
+    };
+})()
+"""
+
+
+@pytest.mark.asyncio
+async def test_page_websocket_echo_keeps_opcodes_and_negotiates_permessage_deflate(browser: Browser) -> None:
+    """A page WebSocket to /ws gets text back as text and binary (ArrayBuffer) as binary, byte for byte, over
+    a permessage-deflate connection that Chromium offered and rawrt accepted (seen from both ends)."""
+    app = create_app()
+    accepted = record_websockets(app, "/ws")
+    async with serve(app, browser) as base:
+        page = await browser.new_page(base + "/hello")
+        await page.send("Network.enable")
+        since = len(page.events)
+        result = await page.evaluate(WS_ECHO_SCRIPT, timeout=TIMEOUT)
+
+        assert result["replies"] == result["sent"]
+        assert [kind for kind, _ in result["replies"]] == ["text"] * 5 + ["binary"] * 5
+        assert result["close"] == [1000, True]
+
+        # The browser's view of the handshake: its offer and rawrt's answer.
+        request = await page.wait_event("Network.webSocketWillSendHandshakeRequest", since=since)
+        response = await page.wait_event("Network.webSocketHandshakeResponseReceived", since=since)
+        offered = {k.lower(): v for k, v in request["request"]["headers"].items()}
+        answered = {k.lower(): v for k, v in response["response"]["headers"].items()}
+        assert "permessage-deflate" in offered["sec-websocket-extensions"]
+        assert response["response"]["status"] == 101
+        assert answered["sec-websocket-extensions"].startswith("permessage-deflate")
+        assert result["extensions"] == answered["sec-websocket-extensions"]
+
+        # The frames as Chromium saw them (after inflating): opcode 1 for text, 2 for binary, both ways.
+        def opcodes(method: str) -> list[int]:
+            return [p["response"]["opcode"] for m, p in page.events[since:] if m == method]
+
+        await page.wait_event("Network.webSocketClosed", since=since)
+        # (Chromium reports data frames only: no close frame among them.)
+        assert opcodes("Network.webSocketFrameSent") == [1] * 5 + [2] * 5
+        assert opcodes("Network.webSocketFrameReceived") == [1] * 5 + [2] * 5
+
+    # The server's view: one connection, with the extension in force (its frames were compressed).
+    assert len(accepted) == 1
+    assert accepted[0].protocol.extension is not None
+    assert "permessage-deflate" in (accepted[0].headers.get("sec-websocket-extensions") or "")
