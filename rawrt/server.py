@@ -447,6 +447,10 @@ class ServerConnection:
                 # stopped reading is cut off instead of growing our buffer without end.
                 await self._drain(response.send_timeout, high_water=0)
             self._cancel_on_disconnect = False
+            # The body ended normally and the connection may carry another request: the watcher must stop
+            # reading first, or _serve()'s next read collides with it ("read() called while another
+            # coroutine is already waiting"). Bytes it already read stay buffered in the parser.
+            await self._stop_watching()
             self.conn.send_end()
             keep = self._flush()
             await self._drain()

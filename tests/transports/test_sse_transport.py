@@ -289,6 +289,26 @@ class TestEventStream:
                 await stream.conn.close()
 
     @pytest.mark.asyncio
+    async def test_connection_is_reused_after_a_completed_stream(self) -> None:
+        # Regression: the server's disconnect watcher kept reading after the stream ended, and the next
+        # request's read failed with "read() called while another coroutine is already waiting".
+        async def produce(stream: EventStream) -> None:
+            await stream.send("only")
+            stream.complete()
+
+        app = stream_app(lambda r: EventStream(r), produce)
+        async with running(app) as server:
+            stream = await open_events(server, "/s")
+            try:
+                await stream.read_to_end()
+                for _ in range(2):
+                    await stream.conn.send(get("/s"))
+                    again = await stream.conn.read_response()
+                    assert again.status == 200 and again.body == b"data: only\n\n"
+            finally:
+                await stream.conn.close()
+
+    @pytest.mark.asyncio
     async def test_timeout_completes_the_stream(self) -> None:
         async def produce(stream: EventStream) -> None:
             await stream.send("only")
