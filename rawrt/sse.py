@@ -158,7 +158,7 @@ class EventStream:
         self._space = asyncio.Event()  # set when the writer took the pending pieces, or the stream ended
         self._completed = False
         self._closed = False
-        self._callbacks: list[Callable[[], None]] = []
+        self._callbacks: list[Callable[[], object]] = []
         self._subscription: Subscription | None = None
         self._response: StreamingResponse | None = None
 
@@ -167,7 +167,7 @@ class EventStream:
         """The stream is over (completed and flushed, timed out, or the client went away)."""
         return self._closed
 
-    def on_close(self, callback: Callable[[], None]) -> None:
+    def on_close(self, callback: Callable[[], object]) -> None:
         """Call ``callback()`` once when the stream ends, however it ends (at once if it already has)."""
         if self._closed:
             callback()
