@@ -666,12 +666,24 @@ class Server:
             self._server.close()
         for conn in list(self.connections):
             conn.abort_idle()
-        closers = [ws.close(1001, "server shutting down") for ws in list(self.websockets)]
-        if closers:
+        budget = timeout or self.limits.shutdown_timeout
+        deadline = asyncio.get_running_loop().time() + budget
+        websockets = list(self.websockets)
+        if websockets:
+            # RFC 6455 §7.4.1: 1001 "going away". The close handshakes share the shutdown budget: a peer that
+            # never answers is aborted when it runs out, not after its own ws_close_timeout.
+            closers = [asyncio.ensure_future(ws.close(1001, "server shutting down")) for ws in websockets]
+            _, late = await asyncio.wait(closers, timeout=budget)
+            for ws in websockets:
+                if ws.close_code is None:
+                    ws.abort()
+            for closer in late:
+                closer.cancel()
             await asyncio.gather(*closers, return_exceptions=True)
         tasks = [t for t in self._tasks if not t.done()]
         if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=timeout or self.limits.shutdown_timeout)
+            remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+            _, pending = await asyncio.wait(tasks, timeout=remaining)
             for task in pending:
                 task.cancel()
             if pending:

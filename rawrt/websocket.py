@@ -208,6 +208,9 @@ class WebSocket:
         Raises:
             ConnectionClosed: the connection closed (``code``/``reason`` say how).
         """
+        if self._recv_waiter is not None:
+            # Two readers would race for the same messages: one consumer per connection (as websockets).
+            raise RuntimeError("recv() is already being awaited by another task")
         while not self._messages:
             if self._reader_task.done() or self.protocol.state is State.CLOSED and not self._messages:
                 if self._reader_task.done():
@@ -333,16 +336,16 @@ class WebSocket:
         payload = secrets.token_bytes(4) if data is None else data
         if payload in self._pings:
             raise LocalProtocolError("a ping with this payload is already waiting for its pong")
+        self.protocol.send_ping(payload)  # raises ConnectionClosed before anything is registered
         fut: asyncio.Future[float] = self._loop.create_future()
         self._pings[payload] = fut
-        self.protocol.send_ping(payload)
         self._flush()
         sent = self._loop.time()
         await fut
         return self._loop.time() - sent
 
     def _pong(self, payload: bytes) -> None:
-        # §5.5.3: a pong answers the most recent ping; a pong for an older one acknowledges it too.
+        # §5.5.3: a pong echoes its ping's payload; an unsolicited pong (no such ping) is simply ignored.
         fut = self._pings.pop(payload, None)
         if fut is not None and not fut.done():
             fut.set_result(self._loop.time())

@@ -119,11 +119,6 @@ class TestShutdownBound:
     """``shutdown(timeout)`` should bound everything, including a close handshake the peer never finishes."""
 
     @pytest.mark.asyncio
-    @pytest.mark.xfail(
-        strict=True,
-        reason="Server.shutdown awaits ws.close() for each WebSocket without its timeout: a peer that never "
-        "answers the close holds shutdown for ws_close_timeout, not `timeout` (rawrt/server.py)",
-    )
     async def test_unresponsive_peer_does_not_hold_shutdown(self) -> None:
         async def handler(ws: WebSocket) -> None:
             async for _ in ws:
