@@ -226,7 +226,14 @@ async def test_tutorial_chat_over_three_transports(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------------------------ links
 
-_LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def anchors(page: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens (code blocks skipped)."""
+    text = re.sub(r"```.*?```", "", page.read_text("utf-8"), flags=re.S)
+    headings = re.findall(r"^#+ (.+)$", text, re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
 
 
 #: The pages checked here (the other docs have their own owners and tests).
@@ -251,7 +258,11 @@ def markdown_files() -> list[Path]:
 
 @pytest.mark.parametrize("page", markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_relative_links_resolve(page: Path) -> None:
-    for target in _LINK.findall(page.read_text("utf-8")):
-        if "://" in target or target.startswith("mailto:"):
+    for link in _LINK.findall(page.read_text("utf-8")):
+        if "://" in link or link.startswith("mailto:"):
             continue
-        assert (page.parent / target).exists(), f"{page.relative_to(ROOT)} links to missing {target}"
+        path, _, anchor = link.partition("#")
+        target = page.parent / path if path else page
+        assert target.exists(), f"{page.relative_to(ROOT)} links to missing {path}"
+        if anchor and target.suffix == ".md":
+            assert anchor in anchors(target), f"{page.relative_to(ROOT)}: no heading #{anchor} in {path}"
