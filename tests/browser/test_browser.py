@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -73,13 +74,13 @@ async def browser(chromium: Chromium) -> AsyncIterator[Browser]:
 
 
 @contextlib.asynccontextmanager
-async def serve(app: App, browser: Browser, limits: Limits = DEFAULT_LIMITS) -> AsyncIterator[str]:
-    """Run ``app`` on 127.0.0.1:<free port>; yields its base URL. The browser's tabs are closed first on the
-    way out, so the server's shutdown does not race the browser's reconnections."""
+async def serve(app: App, browser: Browser, limits: Limits = DEFAULT_LIMITS) -> AsyncIterator[Server]:
+    """Run ``app`` on 127.0.0.1:<free port> (as ``tests/conftest.py``'s ``start_server`` does). The browser's
+    tabs are closed first on the way out, so the server's shutdown does not race their reconnections."""
     server = Server(app, limits)
     await server.start("127.0.0.1", 0)
     try:
-        yield f"http://127.0.0.1:{server.port}"
+        yield server
     finally:
         try:
             await browser.close_pages()
@@ -88,6 +89,41 @@ async def serve(app: App, browser: Browser, limits: Limits = DEFAULT_LIMITS) -> 
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+
+#: A rawrt bug the SSE flows trigger, in rawrt/server.py (not this suite's to fix): when a streamed response
+#: ends normally (overflow, ``timeout``, ``complete()``) on a keep-alive connection, ``_stream`` leaves the
+#: disconnect watcher task reading, so ``_serve``'s next ``reader.read()`` raises this RuntimeError: logged as
+#: "unexpected error" and the connection dropped (Chromium retries on a new one, so the page never notices).
+#: Whether it fires depends on whether Chromium closes its end first, so it is tolerated here, by name only;
+#: drop this once server.py stops the watcher when a streamed body ends.
+KNOWN_SERVER_BUG = "read() called while another coroutine is already waiting for incoming data"
+
+
+def server_errors(caplog: pytest.LogCaptureFixture, *, tolerate_known: bool = True) -> list[str]:
+    """The ERROR records rawrt's loggers emitted during the test (each a bug: rawrt logs none otherwise)."""
+    errors = []
+    for record in caplog.records:
+        if not record.name.startswith("rawrt") or record.levelno < logging.ERROR:
+            continue
+        exc = record.exc_info[1] if record.exc_info else None
+        if tolerate_known and isinstance(exc, RuntimeError) and KNOWN_SERVER_BUG in str(exc):
+            continue
+        errors.append(f"{record.name}: {record.getMessage()}: {exc!r}")
+    return errors
+
+
+def url(server: Server) -> str:
+    """The server's base URL."""
+    return f"http://127.0.0.1:{server.port}"
+
+
+def drop_connection(server: Server, request: Request) -> None:
+    """Abort the server's connection that carries ``request`` (a TCP RST, as when a server process dies)."""
+    for conn in server.connections:
+        if conn.writer.get_extra_info("peername") == request.client:
+            conn.transport.abort()
+            return
+    raise AssertionError(f"no connection from {request.client}")
 
 
 async def publish(base: str, channel: str, data: str) -> int:
@@ -169,11 +205,14 @@ PAYLOADS = [
 
 
 @pytest.mark.asyncio
-async def test_page_eventsource_and_websocket_receive_published_events(browser: Browser) -> None:
+async def test_page_eventsource_and_websocket_receive_published_events(
+    browser: Browser, caplog: pytest.LogCaptureFixture
+) -> None:
     """An EventSource and a WebSocket made in the page (not the page's own code) get every event POSTed to
     /publish: the same text, in order, each once, the SSE ones with their id as ``lastEventId``."""
     app = create_app()
-    async with serve(app, browser) as base:
+    async with serve(app, browser) as server:
+        base = url(server)
         page = await browser.new_page(base + "/")
         assert await page.evaluate("document.title") == "rawrt chat: four ways to be real-time"
         await page.evaluate(
@@ -210,17 +249,26 @@ async def test_page_eventsource_and_websocket_receive_published_events(browser: 
         page_bytes = await page.evaluate("got.sse.map(([, , d]) => Array.from(new TextEncoder().encode(d)))")
         assert [bytes(b) for b in page_bytes] == [data.encode("utf-8") for data in PAYLOADS]
         assert await page.evaluate("[source.readyState, socket.readyState]") == [1, 1]
+    assert server_errors(caplog) == []
 
 
 @pytest.mark.asyncio
-async def test_eventsource_reconnects_with_last_event_id_and_misses_nothing(browser: Browser) -> None:
-    """The server ends the SSE stream mid-way (the subscriber overflows its 4-event hub queue); the browser
-    reconnects by itself with ``Last-Event-ID`` while events keep coming, and ends up with each event
-    exactly once, in order."""
+@pytest.mark.parametrize("ending", ["overflow", "reset"])
+async def test_eventsource_reconnects_with_last_event_id_and_misses_nothing(
+    browser: Browser, caplog: pytest.LogCaptureFixture, ending: str
+) -> None:
+    """The server ends the SSE stream mid-way; the browser reconnects by itself with ``Last-Event-ID`` while
+    events keep coming, and ends up with each event exactly once, in order.
+
+    ``overflow``: the subscriber overflows its 4-event hub queue and rawrt ends the stream cleanly (the
+    chunked body's last chunk). ``reset``: the server's side of the TCP connection is aborted (RST), a
+    network error for the browser.
+    """
     limits = Limits(hub_queue_size=4)
     app: DemoApp = create_app(limits)
     requests = record(app, "/events")
-    async with serve(app, browser, limits) as base:
+    async with serve(app, browser, limits) as server:
+        base = url(server)
         page = await browser.new_page(base + "/hello")
         await page.evaluate(
             """
@@ -237,10 +285,15 @@ async def test_eventsource_reconnects_with_last_event_id_and_misses_nothing(brow
             assert await publish(base, "resume", f"event {i}") == i
         await page.wait_for("got.messages.length === 5")
 
-        # A burst the stream cannot take: published in one go (no await in between), the subscriber's queue
-        # fills at 4 events and the 5th overflows it. rawrt then ends the stream (hub "Overflow").
-        for i in range(6, 16):
-            assert app.hub.publish("resume", f"event {i}").id == i
+        if ending == "overflow":
+            # A burst the stream cannot take: published in one go (no await in between), the subscriber's
+            # queue fills at 4 events and the 5th overflows it. rawrt then ends the stream (hub "Overflow").
+            for i in range(6, 16):
+                assert app.hub.publish("resume", f"event {i}").id == i
+        else:
+            drop_connection(server, requests[0])
+            for i in range(6, 16):
+                assert await publish(base, "resume", f"event {i}") == i
         await page.wait_for("got.errors === 1")
         assert await page.evaluate("source.readyState") == 0  # CONNECTING: the browser will retry
 
@@ -256,11 +309,12 @@ async def test_eventsource_reconnects_with_last_event_id_and_misses_nothing(brow
     assert got["messages"] == [[str(i), f"event {i}"] for i in range(1, 26)]
     assert (got["opens"], got["errors"]) == (2, 1)
     # Server side: the first request had no resume id; the browser's reconnection sent Last-Event-ID: 5, the
-    # last event it was given before the overflow ended the stream.
+    # last event it was given before the stream ended.
     assert len(requests) == 2
     assert requests[0].headers.get("last-event-id") is None
     assert requests[1].headers.get("last-event-id") == "5"
     assert requests[1].query_param("last_event_id") is None
+    assert server_errors(caplog) == []
 
 
 CHAT_READY = {
@@ -276,6 +330,18 @@ CHAT_LOG = """[...document.querySelectorAll('#log div')].map((line) => [
     line.querySelector('b').textContent, line.querySelector('span:last-child').textContent])"""
 
 
+async def wait_for_lines(page: Page, transport: str, n: int, *, timeout: float = TIMEOUT) -> None:
+    """Wait until a chat tab's log shows ``n`` lines; the timeout's message has what it does show."""
+    try:
+        await page.wait_for(f"document.querySelectorAll('#log div').length >= {n}", timeout=timeout)
+    except AssertionError:
+        shown = await page.evaluate(CHAT_LOG)
+        status = await page.evaluate("document.getElementById('status').textContent")
+        raise AssertionError(
+            f"{transport} tab: {len(shown)} lines, not {n}: {shown} (status: {status!r})"
+        ) from None
+
+
 async def say(page: Page, name: str, text: str) -> None:
     """Type ``text`` as ``name`` in a chat tab and submit the form, as a user would."""
     await page.evaluate(
@@ -289,11 +355,14 @@ async def say(page: Page, name: str, text: str) -> None:
 
 
 @pytest.mark.asyncio
-async def test_chat_page_tabs_on_four_transports_see_each_others_messages(browser: Browser) -> None:
+async def test_chat_page_tabs_on_four_transports_see_each_others_messages(
+    browser: Browser, caplog: pytest.LogCaptureFixture
+) -> None:
     """Four chat tabs, one per transport: a message sent in one shows up in all, each counted under its
     tab's transport, with the same hub ids everywhere."""
     app = create_app()
-    async with serve(app, browser) as base:
+    async with serve(app, browser) as server:
+        base = url(server)
         tabs: dict[str, Page] = {}
         for transport in ("ws", "sse", "poll", "longpoll"):
             tabs[transport] = await browser.new_page(f"{base}/?transport={transport}")
@@ -306,8 +375,8 @@ async def test_chat_page_tabs_on_four_transports_see_each_others_messages(browse
         sent = [(transport, f"hello from {transport} ✓") for transport in tabs]
         for transport, text in sent:
             await say(tabs[transport], transport, text)
-        for page in tabs.values():
-            await page.wait_for(f"document.querySelectorAll('#log div').length >= {len(sent)}")
+        for transport, page in tabs.items():
+            await wait_for_lines(page, transport, len(sent))
         await asyncio.sleep(0.3)  # let a duplicate arrive, if there were one
 
         for transport, page in tabs.items():
@@ -325,6 +394,7 @@ async def test_chat_page_tabs_on_four_transports_see_each_others_messages(browse
             active = await page.evaluate("document.querySelector('#stats tr.active td').textContent")
             assert active == transport
     assert [event.id for event in app.hub.since("default", 0).events] == [1, 2, 3, 4]
+    assert server_errors(caplog) == []
 
 
 # A text message of every kind of character and binary messages with every byte value; sizes on both sides
@@ -359,12 +429,15 @@ WS_ECHO_SCRIPT = """
 
 
 @pytest.mark.asyncio
-async def test_page_websocket_echo_keeps_opcodes_and_negotiates_permessage_deflate(browser: Browser) -> None:
+async def test_page_websocket_echo_keeps_opcodes_and_negotiates_permessage_deflate(
+    browser: Browser, caplog: pytest.LogCaptureFixture
+) -> None:
     """A page WebSocket to /ws gets text back as text and binary (ArrayBuffer) as binary, byte for byte, over
     a permessage-deflate connection that Chromium offered and rawrt accepted (seen from both ends)."""
     app = create_app()
     accepted = record_websockets(app, "/ws")
-    async with serve(app, browser) as base:
+    async with serve(app, browser) as server:
+        base = url(server)
         page = await browser.new_page(base + "/hello")
         await page.send("Network.enable")
         since = len(page.events)
@@ -397,3 +470,39 @@ async def test_page_websocket_echo_keeps_opcodes_and_negotiates_permessage_defla
     assert len(accepted) == 1
     assert accepted[0].protocol.extension is not None
     assert "permessage-deflate" in (accepted[0].headers.get("sec-websocket-extensions") or "")
+    assert server_errors(caplog) == []
+
+
+@pytest.mark.asyncio
+async def test_chat_tabs_recover_from_overflow_on_every_transport(
+    browser: Browser, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A burst larger than a subscriber's hub queue (4 here) right after the tabs open: the SSE stream ends
+    and the browser resumes with ``Last-Event-ID``, the WebSocket closes with 1013 and the page reconnects
+    with ``since``, a held long poll answers and polls again. Every tab ends with every event once, in order.
+    """
+    limits = Limits(hub_queue_size=4)
+    app = create_app(limits)
+    async with serve(app, browser, limits) as server:
+        base = url(server)
+        tabs = {
+            transport: await browser.new_page(f"{base}/?transport={transport}") for transport in CHAT_READY
+        }
+        for transport, page in tabs.items():
+            await page.wait_for(CHAT_READY[transport])
+        # Before any tab has received an event (the WebSocket tab has no cursor yet).
+        for i in range(1, 13):
+            app.hub.publish("default", json.dumps({"from": "burst", "text": f"burst {i}"}))
+        for i in range(13, 17):
+            await publish(base, "default", json.dumps({"from": "post", "text": f"post {i}"}))
+        for transport, page in tabs.items():
+            await wait_for_lines(page, transport, 16, timeout=BROWSER_RECONNECT + TIMEOUT)
+        await asyncio.sleep(0.3)
+        for transport, page in tabs.items():
+            log = await page.evaluate(CHAT_LOG)
+            assert [line[0] for line in log] == list(range(1, 17)), transport
+            assert [line[3] for line in log] == [f"burst {i}" for i in range(1, 13)] + [
+                f"post {i}" for i in range(13, 17)
+            ]
+            assert (await page.evaluate("window.rawrtChat.stats"))[transport]["msgs"] == 16
+    assert server_errors(caplog) == []
