@@ -22,7 +22,7 @@ import logging
 import ssl as _ssl
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -514,10 +514,12 @@ class ServerConnection:
 
     # -------------------------------------------------------------------------------------- WebSocket
 
-    async def _upgrade(self, route: Any, event: http11.Request, request: Request) -> bool:
+    def _upgrade(self, route: Any, event: http11.Request, request: Request) -> Coroutine[Any, Any, bool]:
+        # Returns upgrade()'s coroutine rather than awaiting it: one coroutine frame less held for the
+        # whole life of every WebSocket (memory per idle connection, docs/topics/memory.md).
         from .websocket import upgrade
 
-        return await upgrade(self, route, event, request)
+        return upgrade(self, route, event, request)
 
     # -------------------------------------------------------------------------------------- logging
 

@@ -61,6 +61,11 @@ __all__ = ["WebSocket", "connect", "broadcast", "upgrade", "Message"]
 error_log = logging.getLogger("rawrt.error")
 trace_log = logging.getLogger("rawrt.trace")
 
+#: Shared by every upgraded ServerConnection in place of its own deque (a deque costs ~760 bytes at once).
+_NO_EVENTS: deque[Any] = deque(maxlen=0)
+#: The message queue of a WebSocket that has received none yet (empty, never appended to).
+_NO_MESSAGES: deque[Any] = deque(maxlen=0)
+
 Message = str | bytes
 
 
@@ -101,10 +106,16 @@ class WebSocket:
         # high-water mark (64 KiB by default), so make the two the same.
         self._transport.set_write_buffer_limits(high=limits.ws_write_high_water)
         self._loop = asyncio.get_running_loop()
-        self._messages: deque[Message] = deque()
+        # Allocated on the first message: a deque costs ~760 bytes at once, and many connections (broadcast
+        # listeners) never receive one (docs/topics/memory.md).
+        self._messages: deque[Message] = _NO_MESSAGES
         self._recv_waiter: asyncio.Future[None] | None = None
         self._resume_reading: asyncio.Future[None] | None = None
         self._drain_lock: asyncio.Lock | None = None
+        # Write coalescing (see send()): bytes of frames left in the sans-IO output, and the flush that
+        # bounds how long they wait.
+        self._deferred = 0
+        self._flush_handle: asyncio.Handle | None = None
         self._pings: dict[bytes, asyncio.Future[float]] = {}
         self._closed = self._loop.create_future()
         self._keepalive: asyncio.TimerHandle | None = None
@@ -160,6 +171,8 @@ class WebSocket:
                 for event in protocol.events_received():
                     kind = type(event)
                     if kind is TextMessage or kind is BinaryMessage:
+                        if self._messages is _NO_MESSAGES:
+                            self._messages = deque()
                         self._messages.append(event.data)  # type: ignore[union-attr]
                         waiter = self._recv_waiter
                         if waiter is not None and not waiter.done():
@@ -215,6 +228,8 @@ class WebSocket:
             if self._reader_task.done() or self.protocol.state is State.CLOSED and not self._messages:
                 if self._reader_task.done():
                     raise ConnectionClosed(self.protocol.close_code, self.protocol.close_reason)
+            if self._deferred:
+                self._flush()  # write the coalesced answers before waiting for more
             self._recv_waiter = self._loop.create_future()
             try:
                 await self._recv_waiter
@@ -228,18 +243,21 @@ class WebSocket:
         return message
 
     def __aiter__(self) -> AsyncIterator[Message]:
-        return self._iterate()
+        return self
 
-    async def _iterate(self) -> AsyncIterator[Message]:
-        while True:
-            try:
-                yield await self.recv()
-            except ConnectionClosed:
-                return
+    async def __anext__(self) -> Message:
+        # The WebSocket is its own iterator: no async generator object and frame per connection, and one
+        # generator step less per message.
+        try:
+            return await self.recv()
+        except ConnectionClosed:
+            raise StopAsyncIteration from None
 
     # ---------------------------------------------------------------------------------------- writing
 
     def _flush(self) -> None:
+        self._deferred = 0
+        self._flush_handle = None
         out = self.protocol.data_to_send()
         if not out:
             return
@@ -295,6 +313,17 @@ class WebSocket:
             raise TypeError(
                 f"cannot send {type(message).__name__}: expected str, bytes or an iterable of them"
             )
+        if self._messages and self._deferred < self.limits.ws_write_high_water:
+            # Write coalescing: the app is answering a backlog of received messages (a pipelining peer),
+            # so this frame stays in the sans-IO output and the batch goes out in one transport.write (one
+            # system call instead of one per message). recv() flushes before it waits, every other write
+            # flushes the batch first (order is kept: all output goes through data_to_send()), and a
+            # call_soon bounds the delay to one loop iteration if the app stops reading. At most
+            # ws_write_high_water bytes wait this way; past that, send() flushes and drains as usual.
+            self._deferred += len(message)
+            if self._flush_handle is None:
+                self._flush_handle = self._loop.call_soon(self._flush)
+            return
         self._flush()
         await self._drain()
 
@@ -554,6 +583,9 @@ async def upgrade(conn: ServerConnection, route: Route, event: Any, request: Req
         initial=http.trailing_data,
     )
     conn.websocket = ws
+    # The HTTP exchange is over for good: let its (always preallocated) event deque go for the life of
+    # the WebSocket; nothing reads or appends events on an upgraded connection.
+    conn.events = _NO_EVENTS
     conn.server.websockets.add(ws)
     handler = route.websocket
     assert handler is not None
