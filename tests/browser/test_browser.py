@@ -506,3 +506,40 @@ async def test_chat_tabs_recover_from_overflow_on_every_transport(
             ]
             assert (await page.evaluate("window.rawrtChat.stats"))[transport]["msgs"] == 16
     assert server_errors(caplog) == []
+
+
+@pytest.mark.asyncio
+async def test_chat_tab_switching_transport_resumes_from_its_cursor(
+    browser: Browser, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One tab cycles through the four transports (clicking the radio buttons) while events are published,
+    some right as it switches: its log ends with every event once, in order, and each old transport let go
+    of its connection (no live hub subscription is left once the tab is on short polling)."""
+    app = create_app()
+    async with serve(app, browser) as server:
+        base = url(server)
+        page = await browser.new_page(f"{base}/?transport=ws")
+        await page.wait_for(CHAT_READY["ws"])
+        n = 0
+        for transport in ("sse", "longpoll", "poll", "ws", "sse"):
+            for _ in range(2):
+                n += 1
+                await publish(base, "default", json.dumps({"from": "py", "text": f"message {n}"}))
+            await wait_for_lines(page, "switching", n, timeout=2 * TIMEOUT)
+            await page.evaluate(f"document.querySelector('input[value={transport}]').click()")
+            n += 1  # while the new transport starts: it must pick this one up from the cursor
+            await publish(base, "default", json.dumps({"from": "py", "text": f"message {n}"}))
+            await page.wait_for(CHAT_READY[transport] if transport in ("ws", "sse") else "true")
+            if transport == "poll":
+                await wait_for_lines(page, "switching", n, timeout=2 * TIMEOUT)
+                await asyncio.sleep(0.2)
+                assert app.hub.subscriber_count("default") == 0
+        await wait_for_lines(page, "switching", n, timeout=2 * TIMEOUT)
+        await asyncio.sleep(0.3)
+        log = await page.evaluate(CHAT_LOG)
+        assert [line[0] for line in log] == list(range(1, n + 1))
+        assert [line[3] for line in log] == [f"message {i}" for i in range(1, n + 1)]
+        stats = await page.evaluate("window.rawrtChat.stats")
+        assert sum(s["msgs"] for s in stats.values()) == n
+        assert all(s["msgs"] > 0 for s in stats.values()), stats
+    assert server_errors(caplog) == []
