@@ -224,6 +224,33 @@ async def test_tutorial_chat_over_three_transports(tmp_path: Path) -> None:
             await ws.close()
 
 
+@pytest.mark.asyncio
+async def test_howto_handlers_run(tmp_path: Path) -> None:
+    with importable(tmp_path, sample_files(DOCS / "howto" / "write-a-handler.md")):
+        handlers = importlib.import_module("handlers")
+        async with serving(app_of(handlers)) as port:
+            assert await http(port, "GET", "/items/7") == (200, b"item 7\n")
+            assert (await http(port, "POST", "/items/7"))[0] == 405
+            status, body = await http(port, "POST", "/greet", b'{"name": "Ada"}')
+            assert (status, json.loads(body)) == (200, {"greeting": "Hello, Ada!"})
+            assert (await http(port, "POST", "/greet", b"nope"))[0] == 400
+            status, body = await http(port, "POST", "/upload", b"hello")
+            assert json.loads(body)["size"] == 5
+            status, body = await http(port, "GET", "/countdown")
+            assert body == b"2\r\n3\n\r\n2\r\n2\n\r\n2\r\n1\n\r\n8\r\nliftoff\n\r\n0\r\n\r\n"
+            status, body = await http(port, "GET", "/ticks")
+            assert b"event: tick\nid: 2\ndata: tick 2\n\n" in body
+            held = asyncio.ensure_future(http(port, "GET", "/wait"))
+            await asyncio.sleep(0.05)
+            handlers.news.set()
+            assert await asyncio.wait_for(held, TIMEOUT) == (200, b"news!\n")
+            assert (await http(port, "GET", "/shout", extra=UPGRADE))[0] == 400
+            ws = await connect(f"ws://127.0.0.1:{port}/shout?name=ada", subprotocols=["shout.v1"])
+            await ws.send("hello")
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "ada: HELLO"
+            await ws.close()
+
+
 # ------------------------------------------------------------------------------------------------------ links
 
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
