@@ -1,4 +1,5 @@
-"""Command line: ``python -m rawrt serve module:app`` and ``python -m rawrt demo`` (uvicorn's shape)."""
+"""Command line: ``python -m rawrt serve module:app``, ``python -m rawrt demo`` (uvicorn's shape) and
+``python -m rawrt testee-client ws://HOST:PORT`` (the Autobahn client testee, :mod:`rawrt.testee`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from collections.abc import Sequence
 
 from .app import App
 from .server import Server, serve
+from .testee import add_arguments as add_testee_arguments
+from .testee import run_from_args as run_testee
 
 __all__ = ["main", "load_app", "run"]
 
@@ -97,7 +100,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     _common(p_serve)
     p_demo = sub.add_parser("demo", help="the demo server (/hello, /echo, /inspect, /ws, ...)")
     _common(p_demo)
+    p_testee = sub.add_parser(
+        "testee-client", help="the Autobahn client testee: rawrt testee-client ws://HOST:PORT [--agent NAME]"
+    )
+    add_testee_arguments(p_testee)
     args = parser.parse_args(argv)
+
+    if args.command == "testee-client":
+        logging.basicConfig(
+            level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+        )
+        raise SystemExit(run_testee(args))
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.no_access_log:
