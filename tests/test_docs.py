@@ -279,6 +279,11 @@ PAGES = [
 ]
 
 
+#: Pages that other engineers are writing at the same time as these: a link to one of them is allowed to
+#: dangle until the page lands, and is checked like any other once it exists.
+PENDING = {"docs/conformance.md", "docs/topics/memory.md"}
+
+
 def markdown_files() -> list[Path]:
     return [ROOT / page for page in PAGES if (ROOT / page).exists()]
 
@@ -289,7 +294,9 @@ def test_relative_links_resolve(page: Path) -> None:
         if "://" in link or link.startswith("mailto:"):
             continue
         path, _, anchor = link.partition("#")
-        target = page.parent / path if path else page
+        target = (page.parent / path).resolve() if path else page
+        if not target.exists() and str(target.relative_to(ROOT)) in PENDING:
+            continue
         assert target.exists(), f"{page.relative_to(ROOT)} links to missing {path}"
         if anchor and target.suffix == ".md":
             assert anchor in anchors(target), f"{page.relative_to(ROOT)}: no heading #{anchor} in {path}"
