@@ -90,24 +90,15 @@ async def serve(app: App, browser: Browser, limits: Limits = DEFAULT_LIMITS) -> 
 
 # ------------------------------------------------------------------------------------------------ helpers
 
-#: A rawrt bug the SSE flows trigger, in rawrt/server.py (not this suite's to fix): when a streamed response
-#: ends normally (overflow, ``timeout``, ``complete()``) on a keep-alive connection, ``_stream`` leaves the
-#: disconnect watcher task reading, so ``_serve``'s next ``reader.read()`` raises this RuntimeError: logged as
-#: "unexpected error" and the connection dropped (Chromium retries on a new one, so the page never notices).
-#: Whether it fires depends on whether Chromium closes its end first, so it is tolerated here, by name only;
-#: drop this once server.py stops the watcher when a streamed body ends.
-KNOWN_SERVER_BUG = "read() called while another coroutine is already waiting for incoming data"
 
 
-def server_errors(caplog: pytest.LogCaptureFixture, *, tolerate_known: bool = True) -> list[str]:
+def server_errors(caplog: pytest.LogCaptureFixture) -> list[str]:
     """The ERROR records rawrt's loggers emitted during the test (each a bug: rawrt logs none otherwise)."""
     errors = []
     for record in caplog.records:
         if not record.name.startswith("rawrt") or record.levelno < logging.ERROR:
             continue
         exc = record.exc_info[1] if record.exc_info else None
-        if tolerate_known and isinstance(exc, RuntimeError) and KNOWN_SERVER_BUG in str(exc):
-            continue
         errors.append(f"{record.name}: {record.getMessage()}: {exc!r}")
     return errors
 
