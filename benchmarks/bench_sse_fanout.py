@@ -1,6 +1,6 @@
 """SSE fan-out to 1,000 clients: rawrt's demo ``/events`` against an aiohttp ``web.StreamResponse`` peer.
 
-Both servers run on uvloop, one process each, pinned to core 0 (``demo_server.py`` and ``aiohttp_peer.py``:
+The servers run on uvloop, one process each, pinned to core 0 (``demo_server.py`` and ``aiohttp_peer.py``:
 the same contract, ``POST /publish?channel=C`` and ``GET /events?channel=C``). This process opens
 ``--clients`` (1,000) SSE connections with raw asyncio protocols (``transport_clients.SSEClient``) on
 uvloop, pinned to core 1, waits until every stream is live, then publishes one event every
@@ -10,12 +10,15 @@ POST included). Reported per server: p50 and p99 over every (client, event), the
 received (every id of every event at every client is checked: lost, duplicated, out of order), server CPU
 (``/proc/PID/stat``) and this process's CPU (to show the clients are not the bottleneck).
 
-``--rounds`` (3) rounds after a short warm-up round, alternating which server goes first; each figure is
+``--rounds`` (3) rounds after a short warm-up round, rotating which server goes first; each figure is
 the median over the rounds and the ratio is rawrt / aiohttp (issue 5's target: p50 and p99 ratios
 <= 0.5). Usage::
 
     python benchmarks/bench_sse_fanout.py [--clients 1000] [--interval-ms 100] [--seconds 10] [--rounds 3]
         [--write]
+
+A third server, the floor (``sse_floor.py``: a bare Protocol writing to every subscriber inside the publish
+call), shows how much of the fan-out time is the event loop and the ``send()`` calls alone.
 
 ``--write`` puts the figures into docs/benchmarks.md (section ``sse-fanout``).
 """
@@ -44,7 +47,12 @@ from transport_clients import (
 )
 
 HERE = Path(__file__).resolve().parent
-SERVERS = ("rawrt", "aiohttp")
+SERVERS = ("rawrt", "aiohttp", "floor")
+LABELS = {
+    "rawrt": "rawrt",
+    "aiohttp": "aiohttp peer",
+    "floor": "floor (raw Protocol, writes inside publish)",
+}
 
 
 @dataclass(frozen=True)
@@ -118,17 +126,17 @@ def show(name: str, r: Round) -> str:
 
 
 async def run(
-    args: argparse.Namespace, ports: dict[str, int], pids: dict[str, int]
+    args: argparse.Namespace, servers: tuple[str, ...], ports: dict[str, int], pids: dict[str, int]
 ) -> dict[str, list[Round]]:
     interval = args.interval_ms / 1000
-    for name in SERVERS:  # warm-up: connections, code paths, the allocator
+    for name in servers:  # warm-up: connections, code paths, the allocator
         print(
             "warm-up", show(name, await fanout(ports[name], pids[name], "warmup", args.clients, interval, 2))
         )
-    results: dict[str, list[Round]] = {name: [] for name in SERVERS}
+    results: dict[str, list[Round]] = {name: [] for name in servers}
     for i in range(args.rounds):
-        # Alternate which server goes first, so drift in machine load hits both alike.
-        for name in SERVERS if i % 2 == 0 else SERVERS[::-1]:
+        # Rotate which server goes first, so drift in machine load hits them alike.
+        for name in servers[i % len(servers) :] + servers[: i % len(servers)]:
             r = await fanout(ports[name], pids[name], f"fanout-{i}", args.clients, interval, args.seconds)
             results[name].append(r)
             print(f"round {i + 1}", show(name, r), flush=True)
@@ -143,21 +151,23 @@ def main() -> None:
     parser.add_argument("--interval-ms", type=float, default=100)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", choices=SERVERS, help="run one server alone (profiling; no ratio)")
     parser.add_argument("--write", action="store_true", help="write the figures into docs/benchmarks.md")
     args = parser.parse_args()
+    servers = (args.only,) if args.only else SERVERS
 
     # Each server inherits this limit; it raises its own soft limit to the hard one as well.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = 2 * args.clients + 100
     if soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
-    ports = {name: free_port() for name in SERVERS}
-    scripts = {"rawrt": "demo_server.py", "aiohttp": "aiohttp_peer.py"}
+    ports = {name: free_port() for name in servers}
+    scripts = {"rawrt": "demo_server.py", "aiohttp": "aiohttp_peer.py", "floor": "sse_floor.py"}
     procs = {
         name: start_server(
             [sys.executable, str(HERE / scripts[name]), str(ports[name]), "--loop", "uvloop"], ports[name]
         )
-        for name in SERVERS
+        for name in servers
     }
     try:
         if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
@@ -165,10 +175,12 @@ def main() -> None:
         import uvloop
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-        results = asyncio.run(run(args, ports, {name: proc.pid for name, proc in procs.items()}))
+        results = asyncio.run(run(args, servers, ports, {name: proc.pid for name, proc in procs.items()}))
     finally:
         for proc in procs.values():
             stop(proc)
+    if args.only:
+        return
 
     def med(name: str, attr: str) -> float:
         return median([getattr(r, attr) for r in results[name]])
@@ -187,17 +199,22 @@ def main() -> None:
     ]
     for name in SERVERS:
         rows.append(
-            f"| {name} | {med(name, 'p50_ms'):.2f} ms | {med(name, 'p99_ms'):.2f} ms "
+            f"| {LABELS[name]} | {med(name, 'p50_ms'):.2f} ms | {med(name, 'p99_ms'):.2f} ms "
             f"| {med(name, 'mean_ms'):.2f} ms "
             f"| {med(name, 'server_cpu'):.0f}% | {med(name, 'client_cpu'):.0f}% "
             f"| {delivered[name]:,} / {expected[name]:,} | {lost[name]} | {dups[name]} |"
         )
     rows.append(f"| **rawrt / aiohttp** | **{p50_ratio:.2f}x** | **{p99_ratio:.2f}x** | | | | | | |")
+    floor_p50 = med("floor", "p50_ms") / med("aiohttp", "p50_ms")
+    floor_p99 = med("floor", "p99_ms") / med("aiohttp", "p99_ms")
+    rows.append(f"| floor / aiohttp | {floor_p50:.2f}x | {floor_p99:.2f}x | | | | | | |")
     table = "\n".join(rows)
     per_round = "\n".join(
         f"| {i + 1} | {a.p50_ms:.2f} / {a.p99_ms:.2f} | {b.p50_ms:.2f} / {b.p99_ms:.2f} "
-        f"| {a.p50_ms / b.p50_ms:.2f}x / {a.p99_ms / b.p99_ms:.2f}x |"
-        for i, (a, b) in enumerate(zip(results["rawrt"], results["aiohttp"], strict=True))
+        f"| {c.p50_ms:.2f} / {c.p99_ms:.2f} | {a.p50_ms / b.p50_ms:.2f}x / {a.p99_ms / b.p99_ms:.2f}x |"
+        for i, (a, b, c) in enumerate(
+            zip(results["rawrt"], results["aiohttp"], results["floor"], strict=True)
+        )
     )
     print(table)
     print(f"target (p50 and p99 ratios <= 0.5): {verdict}")
@@ -212,11 +229,12 @@ def main() -> None:
 
 rawrt's demo `/events` against a minimal aiohttp {version("aiohttp")} pub/sub
 (`benchmarks/aiohttp_peer.py`: `web.StreamResponse`, one `asyncio.Queue` per subscriber, each event encoded
-once), both on uvloop {version("uvloop")}, one process pinned to core 0. {args.clients:,} SSE clients (raw
-asyncio protocols) and the publisher in one process on uvloop, pinned to core 1. One event every
+once), and the floor below: all on uvloop {version("uvloop")}, one process each, pinned to core 0.
+{args.clients:,} SSE clients (raw asyncio protocols) and the publisher in one process on uvloop, pinned to
+core 1. One event every
 {args.interval_ms:g} ms for {args.seconds:g} s ({rate:,.0f} delivered events/s); its data is the
 publisher's `time.monotonic()`, so latency is publish-to-receive (the POST included), over every
-(client, event). Every id at every client is checked. A warm-up round, then {args.rounds} rounds alternating
+(client, event). Every id at every client is checked. A warm-up round, then {args.rounds} rounds rotating
 which server goes first; medians. CPU: % of one core over the publishing window. Machine: {machine()};
 shared with other workloads.
 
@@ -224,11 +242,16 @@ shared with other workloads.
 
 Per round, p50 / p99 in ms:
 
-| round | rawrt | aiohttp | ratio |
-|---|---|---|---|
+| round | rawrt | aiohttp | floor | rawrt / aiohttp |
+|---|---|---|---|---|
 {per_round}
 
 Issue 5's target (rawrt's p50 and p99 at most 0.5x aiohttp's): **{verdict}**.
+
+The floor (`benchmarks/sse_floor.py`) is not a server: a bare `asyncio.Protocol` that writes the event to
+every subscriber's transport inside the publish call (no task, queue or future per delivery, no
+backpressure, no heartbeat). Its time is the event loop plus one `send()` per subscriber: the least any
+Python server on this loop can take, and so the bound on what a ratio against aiohttp can reach.
 """,
         )
 

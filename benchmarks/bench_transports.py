@@ -17,9 +17,9 @@ Short polling polls every ``--poll-interval`` (1 s) from a random phase per clie
 over the second), starting when publishing starts and stopping after the poll that fetched the last event.
 Long polling re-requests at once after each answer (``timeout=30``); its count includes each client's
 request still held when the run ends. Each transport gets a fresh channel. The transports run one at a
-time, ``--rounds`` (3) rounds in rotated order; every figure is the median over the rounds. Usage::
+time, ``--rounds`` (5) rounds in rotated order; every figure is the median over the rounds. Usage::
 
-    python benchmarks/bench_transports.py [--clients 100] [--interval-ms 100] [--seconds 10] [--rounds 3]
+    python benchmarks/bench_transports.py [--clients 100] [--interval-ms 100] [--seconds 10] [--rounds 5]
         [--write]
 
 ``--write`` puts the table into docs/benchmarks.md (section ``transports``) and draws
@@ -209,16 +209,17 @@ def _ref(value: float | None, fmt: str, unit: str = "") -> str:
     return "–" if value is None else format(value, fmt) + unit
 
 
-def table(summary: dict[str, Result]) -> str:
+def table(summary: dict[str, Result], results: dict[str, list[Result]]) -> str:
     lines = [
-        "| transport | mean latency | p99 latency | HTTP requests | bytes/event | server CPU | lost / dup "
-        "| aiohttp ref. mean | ref. bytes/event | ref. requests |",
+        "| transport | mean latency (rounds' range) | p99 latency | HTTP requests | bytes/event | server CPU "
+        "| lost / dup | aiohttp ref. mean | ref. bytes/event | ref. requests |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for t in TRANSPORTS:
         s, ref = summary[t], REFERENCE[t]
+        lo, hi = min(r.mean_ms for r in results[t]), max(r.mean_ms for r in results[t])
         lines.append(
-            f"| {LABELS[t]} | {s.mean_ms:.1f} ms | {s.p99_ms:.1f} ms | {s.requests:,} "
+            f"| {LABELS[t]} | {s.mean_ms:.1f} ms ({lo:.1f}–{hi:.1f}) | {s.p99_ms:.1f} ms | {s.requests:,} "
             f"| {s.bytes_per_event:.0f} B | {s.cpu_percent:.1f}% | {s.lost} / {s.duplicates} "
             f"| {_ref(ref.mean_ms, 'g', ' ms')} | {_ref(ref.bytes_per_event, 'g', ' B')} "
             f"| {_ref(ref.requests, ',')} |"
@@ -322,7 +323,7 @@ def main() -> None:
     parser.add_argument("--interval-ms", type=float, default=100)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--poll-interval", type=float, default=1.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop")
     parser.add_argument("--write", action="store_true", help="write docs/benchmarks.md and the SVG chart")
     args = parser.parse_args()
@@ -338,11 +339,13 @@ def main() -> None:
             import uvloop
 
             asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        load_before = os.getloadavg()[0]
         results = asyncio.run(run_all(args, port, server.pid))
+        load_after = os.getloadavg()[0]
     finally:
         stop(server)
     summary = {t: medians(results[t]) for t in TRANSPORTS}
-    text = table(summary)
+    text = table(summary, results)
     print(text)
     if args.write:
         CHART.parent.mkdir(exist_ok=True)
@@ -360,7 +363,8 @@ count everything the clients read and wrote (heads and handshakes included, TCP/
 by the events delivered. Short polling: every {args.poll_interval:g} s from a random phase per client.
 Server CPU: utime + stime over the publishing window, % of one core. Each transport alone on a fresh
 channel; {args.rounds} rounds in rotated order; medians (lost / dup: totals over all rounds). Machine:
-{machine()}; shared with other workloads, so the latencies carry noise.
+{machine()}; shared with other workloads (1-minute load average {load_before:.1f} before the run,
+{load_after:.1f} after), so the latencies carry noise: the range shows the rounds' spread.
 
 The reference columns are issue 5's figures for an aiohttp implementation with 100 clients and one event
 per 100 ms (its payload is not known, so bytes compare only roughly; "–": not given).

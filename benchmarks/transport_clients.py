@@ -320,7 +320,26 @@ class SSEClient(Client):
         )
 
     def feed(self, data: bytes) -> None:
-        self.reader.feed(data)
+        reader = self.reader
+        if reader.state == HTTPReader._SIZE and not reader.buf:
+            # Fast path, the common case at 10,000 events/s: the read holds whole chunks (the servers
+            # write one chunk per event or batch). Decoded in place, without the general reader's copies.
+            pos, size_all = 0, len(data)
+            while pos < size_all:
+                eol = data.find(b"\r\n", pos)
+                if eol < 0 or eol - pos > 16:
+                    break
+                size = int(data[pos:eol].split(b";", 1)[0], 16)
+                start = eol + 2
+                stop = start + size
+                if size == 0 or stop + 2 > size_all:
+                    break
+                self._body(data[start:stop])
+                pos = stop + 2
+            if pos == size_all:
+                return
+            data = data[pos:]
+        reader.feed(data)
 
     def _head(self, status: int) -> None:
         if status != 200:
@@ -333,24 +352,31 @@ class SSEClient(Client):
         if not self.connected.done():
             self.connected.set_result(None)
         pending = self.pending
+        if not pending and data.endswith(b"\n\n") and data.find(b"\n\n") == len(data) - 2:
+            self._event(data)  # one whole event: no buffering
+            return
         pending += data
         start = 0
         while True:
             end = pending.find(b"\n\n", start)
             if end < 0:
                 break
-            event_id = -1
-            payload: bytes | None = None
-            for line in bytes(pending[start:end]).split(b"\n"):
-                if line.startswith(b"data:"):
-                    payload = line[5:].lstrip(b" ")
-                elif line.startswith(b"id:"):
-                    event_id = int(line[3:])
-            if payload is not None:
-                self.record(event_id, payload)
+            self._event(bytes(pending[start : end + 2]))
             start = end + 2
         if start:
             del pending[:start]
+
+    def _event(self, block: bytes) -> None:
+        """One event block (ending with the blank line): record it if it has data."""
+        event_id = -1
+        payload: bytes | None = None
+        for line in block[:-2].split(b"\n"):
+            if line.startswith(b"data:"):
+                payload = line[5:].lstrip(b" ")
+            elif line.startswith(b"id:"):
+                event_id = int(line[3:])
+        if payload is not None:
+            self.record(event_id, payload)
 
 
 # ------------------------------------------------------------------------------------------- WebSocket
