@@ -353,17 +353,13 @@ class Route:
 
 
 class App:
-    """Routes requests to handlers.
-
-    Args:
-        max_body_size: default body limit for routes that set none (``None``: the server's
-            ``Limits.max_body_size``).
-    """
+    """Routes requests to handlers. Routes without their own ``max_body_size`` use the server's
+    ``Limits.max_body_size``."""
 
     def __init__(self) -> None:
         self._exact: dict[str, Route] = {}
         self._patterns: list[Route] = []
-        #: Called with the server once it is listening, and on shutdown (for hub tasks, etc.).
+        #: Coroutine functions (no arguments) awaited once the server listens, and after it shut down.
         self.on_startup: list[Callable[[], Awaitable[None]]] = []
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
 

@@ -1,8 +1,9 @@
 """rawrt's exception tree.
 
-Every error rawrt raises on purpose is one of these. The protocol layers turn them into an HTTP status or a
-WebSocket close code in exactly one place each (``rawrt.server`` for HTTP, ``WebSocketConnection`` for
-frames), so the mapping is written here, on the classes, and read there::
+Every error rawrt raises on purpose is one of these. The mapping to an HTTP status or a WebSocket close code
+is written here, on the classes (``status_hint``, ``close_code``), and read where the answer is sent:
+``HTTPConnection.reject()`` (every HTTP error answer, called from ``ServerConnection._reject``),
+``handshake.reject()`` (a refused WebSocket handshake) and ``WebSocketConnection.receive_data()`` (frames)::
 
     RawrtError
     ├── ProtocolError                 status_hint / close_code carry the answer to send

@@ -39,11 +39,13 @@ class Limits:
     #: Request body, after dechunking. Crossing it: 413 (checked against Content-Length before reading any
     #: of the body). 1 MiB is nginx's ``client_max_body_size``; routes may raise it.
     max_body_size: int = 1 * MiB
-    #: Chunk extensions on one chunk line. Crossing it: 400. Extensions carry nothing rawrt uses, and an
+    #: Chunk extensions on one chunk-size line (the whole line may be MAX_CHUNK_SIZE_DIGITS + this). Crossing
+    #: it: 400. Extensions carry nothing rawrt uses, and an
     #: endless one is a known resource attack on chunked parsers, so 4 KiB is plenty.
     max_chunk_ext: int = 4 * KiB
-    #: From accepting a connection (or finishing the previous response) until the request head is complete.
-    #: Crossing it: 408 then close. Slowloris protection; 10 s is Apache's ``RequestReadTimeout header=10``.
+    #: From the first byte of a request head until the head is complete (idle time before that byte is
+    #: ``keep_alive_timeout``'s, or this one's for a new connection). Crossing it: 408 then close. Slowloris
+    #: protection; 10 s is Apache's ``RequestReadTimeout header=10``.
     header_timeout: float | None = 10.0
     #: Longest pause between two reads of a body in progress. Crossing it: the connection is closed (408 when
     #: no response has started). 30 s is Apache's body read timeout order of magnitude.

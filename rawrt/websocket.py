@@ -190,6 +190,12 @@ class WebSocket:
                     # Backpressure (STYLE §1): stop reading until the app takes messages.
                     self._resume_reading = self._loop.create_future()
                     await self._resume_reading
+            if protocol.role is Role.CLIENT and data:
+                # RFC 6455 §7.1.1: the server closes TCP first. recv() learns of the close now; TCP waits
+                # for the server's EOF, at most ws_close_timeout, and is closed anyway after that.
+                self._wake_recv()
+                with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+                    await asyncio.wait_for(self._discard_until_eof(), self.limits.ws_close_timeout)
         except (ConnectionError, OSError):
             protocol.receive_eof()
         except asyncio.CancelledError:
@@ -197,14 +203,22 @@ class WebSocket:
         finally:
             self._finish()
 
+    async def _discard_until_eof(self) -> None:
+        # §5.5.1: nothing after a close frame is a frame; the sans-IO connection discards it anyway.
+        while await self._reader.read(MAX_RECV):
+            pass
+
+    def _wake_recv(self) -> None:
+        waiter = self._recv_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     def _finish(self) -> None:
         """The connection is over: wake everyone, stop timers, close TCP."""
         for handle in (self._keepalive, self._ping_deadline):
             if handle is not None:
                 handle.cancel()
-        waiter = self._recv_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._wake_recv()
         for fut in self._pings.values():
             if not fut.done():
                 fut.set_exception(ConnectionClosed(self.protocol.close_code, self.protocol.close_reason))
@@ -225,9 +239,10 @@ class WebSocket:
             # Two readers would race for the same messages: one consumer per connection (as websockets).
             raise RuntimeError("recv() is already being awaited by another task")
         while not self._messages:
-            if self._reader_task.done() or self.protocol.state is State.CLOSED and not self._messages:
-                if self._reader_task.done():
-                    raise ConnectionClosed(self.protocol.close_code, self.protocol.close_reason)
+            # CLOSED with nothing queued: no message can follow (the parser discards everything now), even
+            # while a client still waits for the server to close TCP.
+            if self._reader_task.done() or self.protocol.state is State.CLOSED:
+                raise ConnectionClosed(self.protocol.close_code, self.protocol.close_reason)
             if self._deferred:
                 self._flush()  # write the coalesced answers before waiting for more
             self._recv_waiter = self._loop.create_future()

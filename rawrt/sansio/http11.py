@@ -141,7 +141,9 @@ class State(enum.Enum):
 
 _ = State
 #: Every legal transition, in one table (h11's "Rule 1"). Keys: (role, state, what happened) -> new state.
-#: Anything not in this table is a protocol violation by whoever caused it. ``docs/http.md`` draws this table.
+#: Anything not in this table is a protocol violation by whoever caused it. The diagrams in
+#: ``docs/topics/state-diagrams.md`` are generated from it (``docs/tools/make_state_diagrams.py``). ERROR is
+#: entered directly, from any state, on any error.
 TRANSITIONS: dict[tuple[Role, State, str], State] = {
     # The client's half.
     (Role.CLIENT, _.IDLE, "request"): _.SEND_BODY,
@@ -843,6 +845,7 @@ class HTTPConnection:
         content_length: int | None = None
         out_headers: HeaderList = []
         has_date = has_server = False
+        connection_options: list[bytes] = []
         for name, value in headers:
             lname = name.lower()
             if lname not in _WRITER_OWNED:
@@ -856,8 +859,14 @@ class HTTPConnection:
             elif lname == b"transfer-encoding":
                 continue  # the writer owns the framing
             elif lname == b"connection":
-                if any(t.strip(b" \t").lower() == b"close" for t in value.split(b",")):
-                    keep_alive = False
+                # The persistence decision is the writer's; any other connection option the app names
+                # (``upgrade`` on a 426, RFC 9110 §7.8) is kept and sent along with it.
+                for token in value.split(b","):
+                    token = token.strip(b" \t").lower()
+                    if token == b"close":
+                        keep_alive = False
+                    elif token and token != b"keep-alive":
+                        connection_options.append(token)
                 continue  # rewritten below from the decision
             elif lname == b"date":
                 has_date = True
@@ -886,9 +895,11 @@ class HTTPConnection:
             # the next request is guesswork, so the connection closes after this response.
             keep_alive = False
         if not keep_alive:
-            out_headers.append((b"connection", b"close"))
+            connection_options.insert(0, b"close")
         elif request.http_version == b"1.0":
-            out_headers.append((b"connection", b"keep-alive"))
+            connection_options.insert(0, b"keep-alive")
+        if connection_options:
+            out_headers.append((b"connection", b", ".join(connection_options)))
         self._response_keep_alive = keep_alive
         if not has_date and date:
             out_headers.append((b"date", date))
