@@ -86,6 +86,8 @@ class ServerConnection:
         self._watcher: asyncio.Task[None] | None = None
         self._cancel_on_disconnect = False
         self._closing = False
+        #: A streaming response (SSE) is being sent: shutdown ends it instead of waiting for it.
+        self.streaming = False
         #: Loop time at which the current bounded wait times out (0: no wait in progress). Read by the reaper.
         self.deadline = 0.0
         self._timed_out = False
@@ -435,6 +437,9 @@ class ServerConnection:
         self.conn.send_response(response.status, self._final_headers(response.headers), date=http_date())
         self._flush()
         body = response.body
+        self.streaming = True
+        if self.server.closing:
+            self.abort_stream()
         try:
             self._cancel_on_disconnect = True
             if self._watcher is None and self.conn.client_state is not http11.State.SEND_BODY:
@@ -456,14 +461,21 @@ class ServerConnection:
             await self._drain()
             return keep
         except asyncio.CancelledError:
-            if self._disconnected:
+            if self._disconnected or self.server.closing:
                 task = asyncio.current_task()
                 if task is not None and hasattr(task, "uncancel"):
                     task.uncancel()
+                if not self._disconnected:
+                    # Shutdown: an endless stream (SSE) will not finish by itself, so it ends here, properly
+                    # terminated (the last chunk), and the client reconnects elsewhere or later.
+                    with contextlib.suppress(Exception):
+                        self.conn.send_end()
+                        self._flush()
                 raise _ClientGone from None
             raise
         finally:
             self._cancel_on_disconnect = False
+            self.streaming = False
             aclose = getattr(body, "aclose", None)
             if aclose is not None:
                 with contextlib.suppress(Exception):
@@ -528,6 +540,11 @@ class ServerConnection:
             peer = f"{self.client[0]}:{self.client[1]}" if self.client else "-"
             line = f"{request.method} {request.target} HTTP/{request.http_version}" if request else "-"
             access_log.info('%s - "%s" %d', peer, line, status)
+
+    def abort_stream(self) -> None:
+        """Shutdown: end a streaming response now (it is cancelled, then terminated cleanly)."""
+        if self.streaming and self.task is not None:
+            self.task.cancel()
 
     def abort_idle(self) -> None:
         """Shutdown: close this connection now if it is waiting for a request."""
@@ -669,6 +686,7 @@ class Server:
             self._server.close()
         for conn in list(self.connections):
             conn.abort_idle()
+            conn.abort_stream()
         budget = timeout or self.limits.shutdown_timeout
         deadline = asyncio.get_running_loop().time() + budget
         websockets = list(self.websockets)

@@ -6,7 +6,8 @@ random points, gracefully (FIN) or with a hard reset (SO_LINGER 0, then close: a
 replay, while held, or with a response half read, and resume from their cursor (``Last-Event-ID`` for SSE,
 ``since`` for polling). Every client must end with exactly the published sequence, byte for byte.
 
-The WebSocket transport joins these tests when it lands (same hub, same cursor).
+The WebSocket transport (``/ws/chat`` with ``since``) drops and resumes the same way, so all four
+techniques are held to the same standard on the same hub and cursor.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import socket
+import struct
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
@@ -21,9 +24,11 @@ import pytest
 from transport_helpers import TIMEOUT, Client, connect, demo, get, hard_reset, open_events, wait_until
 
 from rawrt.demo import DemoApp
+from rawrt.errors import ConnectionClosed
 from rawrt.limits import Limits
 from rawrt.server import Server
 from rawrt.sse import connect as sse_connect
+from rawrt.websocket import connect as ws_connect
 
 COUNT = 300
 CHANNEL = "resume"
@@ -125,6 +130,39 @@ async def poll_client(server: Server, rng: random.Random, long: bool) -> list[tu
     return got
 
 
+async def ws_client(server: Server, rng: random.Random) -> list[tuple[int, bytes]]:
+    """``/ws/chat`` with ``since``: take a random number of events, drop (close, or RST), resume."""
+    got: list[tuple[int, bytes]] = []
+    cursor = 0
+    while len(got) < COUNT:
+        uri = f"ws://127.0.0.1:{server.port}/ws/chat?channel={CHANNEL}&since={cursor}"
+        ws = await asyncio.wait_for(
+            ws_connect(uri, compression=rng.choice([None, "permessage-deflate"])), TIMEOUT
+        )
+        budget = rng.randint(1, 60)
+        try:
+            while len(got) < COUNT and budget > 0:
+                event = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+                assert "reset" not in event, event
+                got.append((event["id"], event["data"].encode()))
+                cursor = event["id"]
+                budget -= 1
+        except ConnectionClosed as exc:
+            assert exc.code == 1013, exc  # fell behind its queue: resume with since
+            STATS["ws closed 1013"] += 1
+        finally:
+            if ws.open and rng.random() < 0.5:
+                sock = ws._transport.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                ws.abort()  # an RST: no close handshake at all
+                STATS["rst"] += 1
+                STATS["ws dropped"] += 1
+            else:
+                await asyncio.wait_for(ws.close(), TIMEOUT)
+                STATS["fin"] += 1
+    return got
+
+
 async def publisher(app: DemoApp, rng: random.Random) -> None:
     for i in range(1, COUNT + 1):
         app.hub.publish(CHANNEL, payload(i))
@@ -139,6 +177,7 @@ CLIENTS: dict[str, ClientFn] = {
     "sse-client": sse_library_client,
     "long-poll": lambda server, rng: poll_client(server, rng, long=True),
     "short-poll": lambda server, rng: poll_client(server, rng, long=False),
+    "websocket": ws_client,
 }
 
 
@@ -159,5 +198,5 @@ async def test_every_client_gets_every_event_exactly_once(seed: int) -> None:
             assert got == expected, name
         # Every dropped connection's subscription was freed (SSE streams and held long polls alike).
         await wait_until(lambda: app.hub.subscriber_count(CHANNEL) == 0, timeout=2.0)
-    for kind in ("rst", "fin", "sse client dropped", "poll dropped while held"):
+    for kind in ("rst", "fin", "sse client dropped", "poll dropped while held", "ws dropped"):
         assert STATS[kind] > 0, (kind, STATS)
