@@ -13,6 +13,9 @@ in ``tests/sansio/`` (``test_frames.py`` and the connection tests).
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
 import json
 import subprocess
 import sys
@@ -20,6 +23,9 @@ from pathlib import Path
 
 import pytest
 
+from rawrt.websocket import connect
+
+TIMEOUT = 5.0
 ROOT = Path(__file__).resolve().parents[1]
 AUTOBAHN = ROOT / "fuzz" / "autobahn"
 
@@ -99,3 +105,56 @@ def test_sections_1_to_11(role: str, tmp_path: Path) -> None:
 def test_sections_12_13_compression(role: str, tmp_path: Path) -> None:
     """permessage-deflate: payload kinds and sizes (12.x), negotiated parameters (13.x) (216 cases)."""
     run_autobahn(role, SLOW_SELECTION, SLOW_CASES, tmp_path, SLOW_TIMEOUT)
+
+
+class TestClientClosesTCPLast:
+    """RFC 6455 §7.1.1: after the close handshake the server closes TCP first; the client waits for it.
+
+    kosoku does not judge who drops TCP first (its reports say ``droppedByMe: false`` either way), so this
+    is checked here against a raw server that holds TCP open for a while after the handshake.
+    """
+
+    HOLD = 0.3
+
+    @pytest.mark.asyncio
+    async def test_client_waits_for_the_server_fin(self) -> None:
+        client_eof_early: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            key = next(
+                line.split(b":", 1)[1].strip()
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key:")
+            )
+            accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+            writer.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+            )
+            writer.write(b"\x88\x02\x03\xe8")  # FIN, CLOSE, unmasked, 2 bytes: code 1000
+            echo = await reader.readexactly(8)  # the client's masked close: 2 + 4 (key) + 2
+            assert echo[:2] == b"\x88\x82"
+            try:
+                early = await asyncio.wait_for(reader.read(1), self.HOLD) == b""
+            except asyncio.TimeoutError:
+                early = False
+            client_eof_early.set_result(early)
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        try:
+            port = server.sockets[0].getsockname()[1]
+            ws = await connect(f"ws://127.0.0.1:{port}/", compression=None, open_timeout=TIMEOUT)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            messages = [m async for m in ws]  # ends at the close frame, not at the FIN
+            ended = loop.time() - started
+            await asyncio.wait_for(ws.wait_closed(), TIMEOUT)
+            assert messages == []
+            assert ws.close_code == 1000
+            assert ended < self.HOLD
+            assert await asyncio.wait_for(client_eof_early, TIMEOUT) is False, "the client closed TCP first"
+        finally:
+            server.close()
+            await server.wait_closed()
