@@ -28,13 +28,12 @@ import re
 import sys
 import time
 from collections.abc import Sequence
-from fnmatch import fnmatchcase
 from pathlib import Path
 
 import summary
-from run_server import REPO, clean_reports, kosoku_command, python_env, stop
+from run_server import REPO, all_cases, clean_reports, kosoku_command, python_env, select_cases, stop
 
-__all__ = ["NO_CONTEXT_TAKEOVER_CASES", "select_cases", "main"]
+__all__ = ["NO_CONTEXT_TAKEOVER_CASES", "run_session", "main"]
 
 #: The subsections whose server accept needs ``client_no_context_takeover`` in the offer (see above).
 NO_CONTEXT_TAKEOVER_CASES = ("13.2.*", "13.5.*", "13.6.*")
@@ -43,23 +42,6 @@ NO_CONTEXT_TAKEOVER_CASES = ("13.2.*", "13.5.*", "13.6.*")
 START_TIMEOUT = 30.0
 
 _LISTENING_RE = re.compile(rb"listening on ws://(\S+):(\d+)")
-
-
-def all_cases() -> list[str]:
-    """Every case id kosoku knows, in order."""
-    from kosoku.cases import CASES
-
-    return list(CASES)
-
-
-def select_cases(cases: Sequence[str], include: Sequence[str], exclude: Sequence[str]) -> list[str]:
-    """The ids matching an include glob (all when there is none) and no exclude glob, as kosoku selects."""
-    return [
-        case
-        for case in cases
-        if (not include or any(fnmatchcase(case, p) for p in include))
-        and not any(fnmatchcase(case, p) for p in exclude)
-    ]
 
 
 async def run_session(

@@ -25,11 +25,21 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import summary
 
-__all__ = ["REPO", "kosoku_command", "clean_reports", "python_env", "stop", "main"]
+__all__ = [
+    "REPO",
+    "all_cases",
+    "select_cases",
+    "kosoku_command",
+    "clean_reports",
+    "python_env",
+    "stop",
+    "main",
+]
 
 #: The repository root: the subprocesses run there so ``python -m rawrt`` imports this checkout.
 REPO = Path(__file__).resolve().parents[2]
@@ -38,6 +48,23 @@ REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0
 
 _LISTENING_RE = re.compile(rb"listening on https?://(\S+?):(\d+)/")
+
+
+def all_cases() -> list[str]:
+    """Every case id kosoku knows, in order."""
+    from kosoku.cases import CASES
+
+    return list(CASES)
+
+
+def select_cases(cases: Sequence[str], include: Sequence[str], exclude: Sequence[str]) -> list[str]:
+    """The ids matching an include glob (all when there is none) and no exclude glob, as kosoku selects."""
+    return [
+        case
+        for case in cases
+        if (not include or any(fnmatchcase(case, p) for p in include))
+        and not any(fnmatchcase(case, p) for p in exclude)
+    ]
 
 
 def kosoku_command() -> list[str]:
@@ -161,8 +188,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     passed = summary.report(outcomes, f"rawrt server (demo /ws), {len(outcomes)} cases in {elapsed:.1f} s")
     print(f"reports: {outdir}/index.html")
-    if status not in (0, 1):  # 1 is kosoku's "some case failed", which the table shows
-        print(f"run_server: kosoku exited with {status}", file=sys.stderr)
+    expected = len(select_cases(all_cases(), args.include, args.exclude))
+    if status not in (0, 1) or len(outcomes) != expected:  # 1: kosoku's "some case failed", in the table
+        print(
+            f"run_server: kosoku exited with {status}, {len(outcomes)} of {expected} cases reported",
+            file=sys.stderr,
+        )
         return 2
     return 0 if passed else 1
 
