@@ -186,8 +186,9 @@ class WebSocket:
                     self._logged = True  # a bug in rawrt, answered with 1011: log it once
                     error_log.error("WebSocket failed with an internal error", exc_info=failure)
                 state: State = protocol.state  # (re-read: receive_data may have closed it)
-                if len(self._messages) >= max_queue and state is not State.CLOSED:
-                    # Backpressure (STYLE §1): stop reading until the app takes messages.
+                if len(self._messages) >= max_queue and state is State.OPEN:
+                    # Backpressure (STYLE §1): stop reading until the app takes messages. Not once we are
+                    # closing: the peer's close frame must still be read, whoever takes the messages.
                     self._resume_reading = self._loop.create_future()
                     await self._resume_reading
             if protocol.role is Role.CLIENT and data:

@@ -151,9 +151,12 @@ async def ws_client(server: Server, rng: random.Random) -> list[tuple[int, bytes
             assert exc.code == 1013, exc  # fell behind its queue: resume with since
             STATS["ws closed 1013"] += 1
         finally:
-            if ws.open and rng.random() < 0.5:
-                sock = ws._transport.get_extra_info("socket")
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock = ws._transport.get_extra_info("socket")
+            if ws.open and sock is not None and sock.fileno() >= 0 and rng.random() < 0.5:
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                except OSError:  # the server closed it between the check and now
+                    pass
                 ws.abort()  # an RST: no close handshake at all
                 STATS["rst"] += 1
                 STATS["ws dropped"] += 1
