@@ -158,7 +158,7 @@ def ratio_mark(ratio: float, target: float) -> str:
 def echo_tables(pipelined: list[Cell], latency: list[Cell]) -> str:
     rows = []
     for cell in pipelined:
-        size, opcode, shape = cell.label.split(" ", 2) if "KiB" not in cell.label else _split_kib(cell.label)
+        size, opcode = size_name(cell.job["size"]), cell.job["opcode"]
         ours, theirs = cell.med("rawrt", "rate"), cell.med("websockets", "rate")
         target = 1.5 if cell.job["size"] <= 1024 else 1.0
         conns, inflight = cell.job["connections"], cell.job["inflight"]
@@ -168,7 +168,7 @@ def echo_tables(pipelined: list[Cell], latency: list[Cell]) -> str:
         )
     lat_rows = []
     for cell in latency:
-        size, opcode, _ = cell.label.split(" ", 2) if "KiB" not in cell.label else _split_kib(cell.label)
+        size, opcode = size_name(cell.job["size"]), cell.job["opcode"]
         ours, theirs = cell.med("rawrt", "rate"), cell.med("websockets", "rate")
         lat_rows.append(
             f"| {size} | {opcode} | {cell.job['connections']} | {ours:,.0f} | {theirs:,.0f} | "
@@ -184,11 +184,6 @@ def echo_tables(pipelined: list[Cell], latency: list[Cell]) -> str:
         "| size | opcode | connections | rawrt msg/s | websockets msg/s | ratio | rawrt p50 / p99 µs "
         "| websockets p50 / p99 µs |\n|---|---|---|---|---|---|---|---|\n" + "\n".join(lat_rows) + "\n"
     )
-
-
-def _split_kib(label: str) -> tuple[str, str, str]:
-    number, unit, opcode, shape = label.split(" ", 3)
-    return f"{number} {unit}", opcode, shape
 
 
 def vm_rss(pid: int) -> int:
@@ -282,7 +277,7 @@ def main() -> None:
                 )
         if "memory" in only:
             mem: dict[tuple[str, bool], list[dict[str, float]]] = {}
-            for i in range(rounds if not args.quick else 1):
+            for i in range(min(rounds, 2)):  # 2 rounds: RSS deltas vary far less than rates
                 for compression in (False, True):
                     for kind in SERVERS if i % 2 == 0 else SERVERS[::-1]:
                         gc.collect()
@@ -301,7 +296,7 @@ def main() -> None:
                 write_section(
                     "ws-memory",
                     MEMORY_INTRO.format(n=idle_conns)
-                    + header
+                    + f"Machine: {machine()}; 2 alternated rounds; medians.\n"
                     + "\n| permessage-deflate | rawrt KiB/conn | websockets KiB/conn | rawrt / websockets |\n"
                     "|---|---|---|---|\n" + "\n".join(rows) + "\n",
                 )
