@@ -91,7 +91,6 @@ async def serve(app: App, browser: Browser, limits: Limits = DEFAULT_LIMITS) -> 
 # ------------------------------------------------------------------------------------------------ helpers
 
 
-
 def server_errors(caplog: pytest.LogCaptureFixture) -> list[str]:
     """The ERROR records rawrt's loggers emitted during the test (each a bug: rawrt logs none otherwise)."""
     errors = []
