@@ -248,9 +248,11 @@ class Response:
     ) -> None:
         self.status = status
         self.body = body.encode("utf-8") if isinstance(body, str) else body
-        self.headers = encode_headers(headers) if headers else []
+        fields = encode_headers(headers) if headers else []
         if content_type is not None:
-            self.headers.insert(0, _content_type(content_type))
+            fields.insert(0, _content_type(content_type))
+        #: Validated here, once; a tuple, so it stays valid (the writer trusts it).
+        self.headers: tuple[tuple[bytes, bytes], ...] = tuple(fields)
 
     @classmethod
     def text(cls, text: str, status: int = 200, headers: HeadersLike | None = None) -> Response:

@@ -30,7 +30,7 @@ from .app import App, Request, Response, StreamingResponse
 from .errors import LimitExceeded, LocalProtocolError, ProtocolError, RemoteProtocolError
 from .limits import DEFAULT_LIMITS, MAX_RECV, Limits
 from .sansio import http11
-from .sansio.headers import HeaderList, Headers
+from .sansio.headers import HeaderList, Headers, HeaderSequence
 
 if TYPE_CHECKING:
     from .websocket import WebSocket
@@ -407,7 +407,10 @@ class ServerConnection:
         assert response is not None
         if isinstance(response, Response):
             headers = self._final_headers(response.headers)
-            self.conn.send_response_bytes(response.status, headers, response.body, date=http_date())
+            # Response validated its fields when the handler built it (app.encode_headers).
+            self.conn.send_response_bytes(
+                response.status, headers, response.body, date=http_date(), validated=True
+            )
             keep = self._flush()
             if self.writer.transport.get_write_buffer_size() > self.limits.write_high_water:
                 await self._drain()
@@ -422,7 +425,7 @@ class ServerConnection:
             return await self._discard_unread_body()
         return self.conn.server_state is not http11.State.MUST_CLOSE
 
-    def _final_headers(self, headers: HeaderList) -> HeaderList:
+    def _final_headers(self, headers: HeaderSequence) -> HeaderSequence:
         """The response's headers, plus ``Connection: close`` when a shutdown began while it was prepared.
 
         RFC 9112 §9.6: a server about to close SHOULD say so in its last response, so that a client does not

@@ -10,12 +10,14 @@ ISO-8859-1), which maps every byte to one character, so nothing is lost in eithe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
-__all__ = ["Headers", "HeaderList"]
+__all__ = ["Headers", "HeaderList", "HeaderSequence"]
 
 #: A header list as it travels between the parser, the writer and the app: ``(name, value)`` byte pairs.
 HeaderList = list[tuple[bytes, bytes]]
+#: What the writer accepts: any sequence of such pairs (a ``Response`` keeps an immutable tuple).
+HeaderSequence = Sequence[tuple[bytes, bytes]]
 
 
 class Headers:

@@ -37,7 +37,7 @@ from ..errors import LimitExceeded, LocalProtocolError, ProtocolError, RemotePro
 from ..limits import DEFAULT_LIMITS, MAX_CHUNK_SIZE_DIGITS, Limits
 from . import abnf
 from .buffer import ReceiveBuffer
-from .headers import HeaderList
+from .headers import HeaderList, HeaderSequence
 
 __all__ = [
     "HTTPConnection",
@@ -807,7 +807,13 @@ class HTTPConnection:
         )
 
     def send_response(
-        self, status: int, headers: HeaderList, *, date: bytes = b"", server: bytes = b"rawrt"
+        self,
+        status: int,
+        headers: HeaderSequence,
+        *,
+        date: bytes = b"",
+        server: bytes = b"rawrt",
+        validated: bool = False,
     ) -> None:
         """Send the final response head.
 
@@ -821,13 +827,17 @@ class HTTPConnection:
             date: the ``Date`` value (RFC 9110 §6.6.1; an origin server with a clock MUST send it). The I/O
                 layer owns the clock, so it passes the value in.
             server: the ``Server`` value, or ``b""`` to omit it.
+            validated: the caller already checked every field the way :func:`_check_fields` does (the
+                app layer's ``Response`` validates its headers when it is built), so the writer's own check
+                is skipped (STYLE §3: validate what the app builds, once).
         """
         request = self.request
         if request is None:
             raise LocalProtocolError("no request to respond to")
         # Everything the app passed is checked before any state changes: a LocalProtocolError leaves the
         # connection as it was, so the server can still answer 500 with reject().
-        _check_fields(headers)
+        if not validated:
+            _check_fields(headers)
         if self.server_state is not State.SEND_RESPONSE:
             raise LocalProtocolError(f"cannot send a response in server state {self.server_state.name}")
         if status == 101:
@@ -908,7 +918,7 @@ class HTTPConnection:
         self._out.append(self._head(status, out_headers, b""))
 
     @staticmethod
-    def _head(status: int, headers: HeaderList, date: bytes) -> bytes:
+    def _head(status: int, headers: HeaderSequence, date: bytes) -> bytes:
         status_line = _STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status
         fields = b"".join([b"%b: %b\r\n" % pair for pair in headers])
         if date:
@@ -952,10 +962,11 @@ class HTTPConnection:
         self._maybe_cycle()
 
     def send_response_bytes(
-        self, status: int, headers: HeaderList, body: bytes, *, date: bytes = b""
+        self, status: int, headers: HeaderSequence, body: bytes, *, date: bytes = b"", validated: bool = False
     ) -> None:
         """A whole response in one call: head with Content-Length, body, end."""
-        self.send_response(status, [*headers, (b"content-length", b"%d" % len(body))], date=date)
+        fields = [*headers, (b"content-length", b"%d" % len(body))]
+        self.send_response(status, fields, date=date, validated=validated)
         self.send_data(body)
         self.send_end()
 
@@ -1002,7 +1013,7 @@ assert _AFTER_CYCLE is TRANSITIONS[(Role.CLIENT, State.DONE, "cycle")]
 _WRITER_OWNED = frozenset({b"content-length", b"transfer-encoding", b"connection", b"date", b"server"})
 
 
-def _check_fields(headers: HeaderList) -> None:
+def _check_fields(headers: HeaderSequence) -> None:
     """Refuse app-supplied fields that would not survive the wire: a name that is not a token, or a value
     with CR, LF, NUL or another control byte (that is response splitting, RFC 9110 §5.5)."""
     # Fast path: the fields as they would be written form a valid field section, one line per field (a CR

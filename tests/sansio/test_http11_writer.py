@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from test_http11_support import GET, HOST
 
@@ -35,7 +37,7 @@ def states(conn: HTTPConnection) -> tuple[State, State]:
     return conn.client_state, conn.server_state
 
 
-def respond(conn: HTTPConnection, status: int, headers: HeaderList, body: bytes = b"", **kw: bytes) -> bytes:
+def respond(conn: HTTPConnection, status: int, headers: HeaderList, body: bytes = b"", **kw: Any) -> bytes:
     conn.send_response(status, headers, **kw)
     conn.send_data(body)
     conn.send_end()
