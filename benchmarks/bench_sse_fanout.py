@@ -97,22 +97,28 @@ class Target:
         self.last_id = 0
 
     async def open(self, clients: int) -> None:
-        loop = asyncio.get_running_loop()
         factory = ClientFactory(self.port, SSEClient, self.tally, self.port, CHANNEL)
         self.conns = await open_clients(factory, clients)
-        _, publisher = await loop.create_connection(
+
+    async def connect_publisher(self) -> Publisher:
+        # A fresh connection per slice: between two turns the publisher idles longer than rawrt's
+        # keep-alive timeout (5 s).
+        if self.publisher is not None:
+            self.publisher.close()
+        _, publisher = await asyncio.get_running_loop().create_connection(
             lambda: Publisher(Tally(), self.port), "127.0.0.1", self.port
         )
         assert isinstance(publisher, Publisher)
         self.publisher = publisher
+        return publisher
 
     async def slice(self, interval: float, seconds: float) -> Round:
         """Publish for ``seconds`` and wait for the deliveries; the figures of this slice alone."""
         tally, clients = self.tally, len(self.conns)
-        assert self.publisher is not None
+        publisher = await self.connect_publisher()
         n0, d0, dup0, first = len(tally.latencies), tally.delivered, tally.duplicates, self.last_id
         cpu0, own0, t0 = cpu_seconds(self.pid), own_cpu(), time.monotonic()
-        self.last_id, _ = await publish_for(self.publisher, CHANNEL, interval, seconds)
+        self.last_id, _ = await publish_for(publisher, CHANNEL, interval, seconds)
         cpu1, own1, t1 = cpu_seconds(self.pid), own_cpu(), time.monotonic()
         expected = clients * (self.last_id - first)
         # Wait for the stragglers, but no longer than 5 s: a lost event must not hang the benchmark.
