@@ -168,6 +168,8 @@ async def run_all(args: argparse.Namespace, port: int, server_pid: int) -> dict[
     for r in range(args.rounds):
         # Rotate the order, so drift in machine load does not always hit the same transport.
         order = TRANSPORTS[r % len(TRANSPORTS) :] + TRANSPORTS[: r % len(TRANSPORTS)]
+        if args.only:
+            order = (args.only,)
         for transport in order:
             res = await run_transport(
                 transport,
@@ -325,6 +327,9 @@ def main() -> None:
     parser.add_argument("--poll-interval", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop")
+    parser.add_argument(
+        "--only", choices=TRANSPORTS, help="run one transport alone (for profiling; writes nothing)"
+    )
     parser.add_argument("--write", action="store_true", help="write docs/benchmarks.md and the SVG chart")
     args = parser.parse_args()
 
@@ -344,6 +349,8 @@ def main() -> None:
         load_after = os.getloadavg()[0]
     finally:
         stop(server)
+    if args.only:
+        return
     summary = {t: medians(results[t]) for t in TRANSPORTS}
     text = table(summary, results)
     print(text)
