@@ -293,9 +293,15 @@ class StreamingResponse:
         send_timeout: longest wait for the client to take one piece (a reader that stopped reading is cut
             off); ``None`` waits forever.
         on_close: called once when the response ends, however it ends (finished, client gone, error).
+        on_push: called with a *push* function once the head is sent, and with ``None`` when the response
+            ends. ``push(piece)`` writes a piece at once, synchronously, in order with the iterated ones
+            (the server frames it), and returns whether the transport has room for more; after ``False``
+            the producer should go back to yielding (the server then waits for the client, bounded by
+            ``send_timeout``). It lets a fan-out write from a publish callback without waking a task per
+            client (rawrt.sse uses it).
     """
 
-    __slots__ = ("status", "headers", "body", "send_timeout", "on_close")
+    __slots__ = ("status", "headers", "body", "send_timeout", "on_close", "on_push")
 
     def __init__(
         self,
@@ -306,9 +312,11 @@ class StreamingResponse:
         *,
         send_timeout: float | None = None,
         on_close: Callable[[], None] | None = None,
+        on_push: Callable[[Callable[[bytes], bool] | None], None] | None = None,
     ) -> None:
         self.status = status
         self.body = body
+        self.on_push = on_push
         self.headers = encode_headers(headers)
         if content_type is not None:
             self.headers.insert(0, _content_type(content_type))

@@ -443,6 +443,8 @@ class ServerConnection:
         self.streaming = True
         if self.server.closing:
             self.abort_stream()
+        if response.on_push is not None:
+            response.on_push(self._push)
         try:
             self._cancel_on_disconnect = True
             if self._watcher is None and self.conn.client_state is not http11.State.SEND_BODY:
@@ -479,6 +481,8 @@ class ServerConnection:
         finally:
             self._cancel_on_disconnect = False
             self.streaming = False
+            if response.on_push is not None:
+                response.on_push(None)
             aclose = getattr(body, "aclose", None)
             if aclose is not None:
                 with contextlib.suppress(Exception):
@@ -488,6 +492,16 @@ class ServerConnection:
                     response.on_close()
                 except Exception:
                     error_log.exception("on_close callback failed")
+
+    def _push(self, piece: bytes) -> bool:
+        """Write a piece of a streaming body now (see ``StreamingResponse.on_push``). Returns whether the
+        transport still has room (at most ``write_high_water`` bytes waiting)."""
+        transport = self.transport
+        if transport.is_closing() or not self.streaming:
+            return False
+        self.conn.send_data(piece)
+        self._flush()
+        return transport.get_write_buffer_size() <= self.limits.write_high_water
 
     async def _discard_unread_body(self) -> bool:
         """Read and drop what the handler left of the body, so the next request can be parsed."""

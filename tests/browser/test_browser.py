@@ -31,6 +31,7 @@ from rawrt.app import App, Request, Response, StreamingResponse
 from rawrt.demo import DemoApp, create_app
 from rawrt.limits import DEFAULT_LIMITS, Limits
 from rawrt.server import Server
+from rawrt.sse import hub_stream
 from rawrt.websocket import WebSocket
 
 pytestmark = pytest.mark.browser
@@ -243,19 +244,30 @@ async def test_page_eventsource_and_websocket_receive_published_events(
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("ending", ["overflow", "reset"])
+@pytest.mark.parametrize("ending", ["completed", "reset"])
 async def test_eventsource_reconnects_with_last_event_id_and_misses_nothing(
     browser: Browser, caplog: pytest.LogCaptureFixture, ending: str
 ) -> None:
     """The server ends the SSE stream mid-way; the browser reconnects by itself with ``Last-Event-ID`` while
     events keep coming, and ends up with each event exactly once, in order.
 
-    ``overflow``: the subscriber overflows its 4-event hub queue and rawrt ends the stream cleanly (the
-    chunked body's last chunk). ``reset``: the server's side of the TCP connection is aborted (RST), a
+    ``completed``: rawrt ends the first stream cleanly (the chunked body's last chunk; here through
+    ``hub_stream``'s ``timeout``, as a load balancer's rebalancing would; a subscriber that falls behind its
+    hub queue ends the same way). ``reset``: the server's side of the TCP connection is aborted (RST), a
     network error for the browser.
     """
     limits = Limits(hub_queue_size=4)
     app: DemoApp = create_app(limits)
+    if ending == "completed":
+        found = app.match("/events")
+        assert found is not None
+        first = [True]
+
+        async def ends_once(request: Request) -> Response | StreamingResponse:
+            timeout, first[0] = (1.0 if first[0] else None), False
+            return hub_stream(request, app.hub, "resume", limits=limits, timeout=timeout)
+
+        found[0].handlers["GET"] = ends_once
     requests = record(app, "/events")
     async with serve(app, browser, limits) as server:
         base = url(server)
@@ -275,16 +287,15 @@ async def test_eventsource_reconnects_with_last_event_id_and_misses_nothing(
             assert await publish(base, "resume", f"event {i}") == i
         await page.wait_for("got.messages.length === 5")
 
-        if ending == "overflow":
-            # A burst the stream cannot take: published in one go (no await in between), the subscriber's
-            # queue fills at 4 events and the 5th overflows it. rawrt then ends the stream (hub "Overflow").
+        if ending == "completed":
+            await page.wait_for("got.errors === 1")  # the stream ended after its 1 s
             for i in range(6, 16):
-                assert app.hub.publish("resume", f"event {i}").id == i
+                assert await publish(base, "resume", f"event {i}") == i
         else:
             drop_connection(server, requests[0])
             for i in range(6, 16):
                 assert await publish(base, "resume", f"event {i}") == i
-        await page.wait_for("got.errors === 1")
+            await page.wait_for("got.errors === 1")
         assert await page.evaluate("source.readyState") == 0  # CONNECTING: the browser will retry
 
         # Keep publishing while the browser waits out its reconnection time.
@@ -467,9 +478,10 @@ async def test_page_websocket_echo_keeps_opcodes_and_negotiates_permessage_defla
 async def test_chat_tabs_recover_from_overflow_on_every_transport(
     browser: Browser, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A burst larger than a subscriber's hub queue (4 here) right after the tabs open: the SSE stream ends
-    and the browser resumes with ``Last-Event-ID``, the WebSocket closes with 1013 and the page reconnects
-    with ``since``, a held long poll answers and polls again. Every tab ends with every event once, in order.
+    """A burst larger than a subscriber's hub queue (4 here) right after the tabs open. rawrt writes each
+    event to a healthy SSE stream the moment it is published, so the SSE tab simply keeps up; the WebSocket
+    tab may fall behind (close 1013, the page reconnects with ``since``); a held long poll answers and polls
+    again. Every tab ends with every event once, in order.
     """
     limits = Limits(hub_queue_size=4)
     app = create_app(limits)

@@ -27,7 +27,7 @@ from rawrt.errors import ConnectionClosed, InvalidEventError
 from rawrt.limits import Limits
 from rawrt.sansio.headers import Headers
 from rawrt.sansio.sse import MessageEvent, ServerSentEvent
-from rawrt.sse import EventSource, EventSourceError, EventStream
+from rawrt.sse import EventSource, EventSourceError, EventStream, hub_stream
 from rawrt.sse import connect as sse_connect
 
 FAST = Limits(keep_alive_timeout=0.4)  # a reaper tick of 0.1 s: send timeouts fire promptly
@@ -185,21 +185,62 @@ class TestResume:
                 await stream.conn.close()
 
     @pytest.mark.asyncio
-    async def test_overflow_ends_the_stream_and_resume_replays(self) -> None:
+    async def test_a_burst_to_a_healthy_client_is_written_at_once(self) -> None:
+        # Each event is written from the publish call itself (no task per client): a burst far larger than
+        # the hub queue reaches a client that keeps reading, on the same stream, with no overflow.
         async with demo(Limits(hub_queue_size=4)) as (server, app):
             stream = await open_events(server, "/events")
             try:
                 assert await stream.read_piece() == b"id: 0\n\n"
-                for i in range(1, 11):  # no await in between: the subscriber cannot drain, it overflows
+                for i in range(1, 101):
                     app.hub.publish("default", f"e{i}")
-                await stream.read_to_end()
-                assert stream.ended
-                assert app.hub.subscriber_count("default") == 0
+                assert app.hub.subscriber_count("default") == 1  # still subscribed: nothing overflowed
+                assert [e.data for e in await stream.events(100)] == [f"e{i}" for i in range(1, 101)]
+                assert not stream.ended
             finally:
                 await stream.conn.close()
+
+    @pytest.mark.asyncio
+    async def test_a_client_that_pauses_catches_up_on_the_same_stream(self) -> None:
+        # The client stops reading: writes back up, the stream stops pushing and waits for it (bounded by
+        # send_timeout) while the hub queue holds what comes meanwhile; once it reads again, everything
+        # arrives in order on the same stream.
+        big = "y" * (128 * 1024)
+        async with demo(Limits(write_high_water=1024)) as (server, app):
+            stream = await open_events(server, "/events", rcvbuf=1024)
+            try:
+                assert await stream.read_piece() == b"id: 0\n\n"
+                for i in range(1, 21):
+                    app.hub.publish("default", f"p{i} {big}")
+                got = [e.data.split()[0] for e in await stream.events(20)]
+                assert got == [f"p{i}" for i in range(1, 21)] and not stream.ended
+                assert app.hub.subscriber_count("default") == 1
+            finally:
+                await stream.conn.close()
+
+    @pytest.mark.asyncio
+    async def test_overflow_ends_the_stream_and_resume_replays(self) -> None:
+        # A healthy client gets each event written the moment it is published, so a burst alone never
+        # overflows it. A client that stops reading does: its socket and the server's write buffer fill
+        # (a tiny receive buffer, 256 KiB events), the stream stops taking events, and its queue overflows.
+        big = "x" * (256 * 1024)
+        async with demo(Limits(hub_queue_size=4, write_high_water=1024)) as (server, app):
+            stream = await open_events(server, "/events", rcvbuf=1024)
+            try:
+                assert await stream.read_piece() == b"id: 0\n\n"
+                for i in range(1, 21):  # no await in between: the client reads nothing meanwhile
+                    app.hub.publish("default", f"e{i} {big}")
+                assert app.hub.subscriber_count("default") == 0  # overflowed: removed from the channel
+                await stream.read_to_end()
+                assert stream.ended
+            finally:
+                await stream.conn.close()
+            seen = [e.data.split()[0] for e in stream.parser_events]
+            assert seen == [f"e{i}" for i in range(1, len(seen) + 1)] and len(seen) < 20
             again = await open_events(server, "/events", f"Last-Event-ID: {stream.parser.last_event_id}")
             try:
-                assert [e.data for e in await again.events(10)] == [f"e{i}" for i in range(1, 11)]
+                rest = [e.data.split()[0] for e in await again.events(20 - len(seen))]
+                assert rest == [f"e{i}" for i in range(len(seen) + 1, 21)]
             finally:
                 await again.conn.close()
 
@@ -376,9 +417,16 @@ class TestClient:
                 assert source.last_event_id == "2" and source.connections == 1
 
     @pytest.mark.asyncio
-    async def test_reconnects_after_overflow_and_resets_with_nothing_missed(self) -> None:
-        async with demo(Limits(hub_queue_size=3)) as (server, app):
-            async with sse_connect(url(server, "/events"), reconnection_time=0.01) as source:
+    async def test_reconnects_after_the_stream_ends_with_nothing_missed(self) -> None:
+        # Streams that end every 50 ms (hub_stream's timeout, as a load balancer's rebalancing would):
+        # the client reconnects each time with Last-Event-ID and misses nothing published in between.
+        async with demo() as (server, app):
+
+            @app.get("/short-events")
+            async def short_events(request: Request) -> StreamingResponse | Response:
+                return hub_stream(request, app.hub, "default", timeout=0.05)
+
+            async with sse_connect(url(server, "/short-events"), reconnection_time=0.01) as source:
                 received: list[str] = []
 
                 async def consume() -> None:
@@ -390,10 +438,10 @@ class TestClient:
                 task = asyncio.ensure_future(consume())
                 await wait_until(lambda: app.hub.subscriber_count("default") == 1)
                 await wait_until(lambda: source.last_event_id == "0")
-                for burst in range(6):  # bursts of 10 overflow the queue of 3: the stream ends each time
+                for burst in range(6):  # bursts spread over several streams' lifetimes
                     for i in range(10):
                         app.hub.publish("default", f"m{burst * 10 + i}")
-                    await asyncio.sleep(0.02)
+                    await asyncio.sleep(0.04)
                 await asyncio.wait_for(task, TIMEOUT)
                 assert received == [f"m{i}" for i in range(60)]
                 assert source.connections > 1

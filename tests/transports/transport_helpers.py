@@ -75,6 +75,7 @@ class EventStreamReader:
         self.pieces: list[bytes] = []  # the chunks (1.1) or reads (1.0) as they arrived
         self.ended = False
         self._events: list[MessageEvent] = []
+        self._all: list[MessageEvent] = []
 
     async def read_piece(self, timeout: float = TIMEOUT) -> bytes | None:
         """The next chunk (or read); ``None`` when the stream ended (last-chunk or EOF)."""
@@ -93,8 +94,15 @@ class EventStreamReader:
         self.pieces.append(piece)
         self.raw += piece
         self.parser.receive_data(piece)
-        self._events.extend(e for e in self.parser.events_received() if isinstance(e, MessageEvent))
+        new = [e for e in self.parser.events_received() if isinstance(e, MessageEvent)]
+        self._events.extend(new)
+        self._all.extend(new)
         return piece
+
+    @property
+    def parser_events(self) -> list[MessageEvent]:
+        """Every message event parsed so far, taken or not."""
+        return self._all
 
     def pending(self) -> int:
         """Message events parsed and not yet taken."""
@@ -125,9 +133,24 @@ class EventStreamReader:
             pass
 
 
-async def open_events(server: Server, target: str, *headers: str, version: str = "1.1") -> EventStreamReader:
-    """Open ``GET target`` as an event stream and read its head; the caller closes ``reader.conn``."""
-    conn = await connect(server)
+async def open_events(
+    server: Server, target: str, *headers: str, version: str = "1.1", rcvbuf: int | None = None
+) -> EventStreamReader:
+    """Open ``GET target`` as an event stream and read its head; the caller closes ``reader.conn``.
+
+    ``rcvbuf`` shrinks the client's receive buffer (set before connecting, so the TCP window is small too):
+    a client that then stops reading makes the server's writes back up quickly.
+    """
+    if rcvbuf is None:
+        conn = await connect(server)
+    else:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setblocking(False)
+        await asyncio.wait_for(
+            asyncio.get_running_loop().sock_connect(sock, (server.host, server.port)), TIMEOUT
+        )
+        conn = await connect_sock(sock)
     await conn.send(get(target, *headers, version=version))
     status_line = await asyncio.wait_for(conn.reader.readuntil(b"\r\n"), TIMEOUT)
     rest = await asyncio.wait_for(conn.reader.readuntil(b"\r\n\r\n"), TIMEOUT)
@@ -141,6 +164,12 @@ async def open_events(server: Server, target: str, *headers: str, version: str =
     ]
     head = RawResponse(int(status), reason, fields, head=status_line + rest)
     return EventStreamReader(conn, head)
+
+
+async def connect_sock(sock: socket.socket) -> Client:
+    """A raw-bytes client over an already connected socket."""
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(sock=sock), TIMEOUT)
+    return Client(reader, writer)
 
 
 async def publish(server: Server, data: bytes | str, channel: str | None = None) -> int:
