@@ -231,6 +231,8 @@ class HTTPConnection:
         self._send_remaining: int | None = None  # Content-Length bytes still owed, if declared
         self._suppress_body = False  # HEAD, 204, 304
         self._sent_continue = False
+        # The last Host value found valid on this connection (see _parse_head).
+        self._valid_host: bytes | None = None
 
     # ------------------------------------------------------------------------------------ bookkeeping
 
@@ -484,8 +486,15 @@ class HTTPConnection:
             elif lname == b"upgrade":
                 upgrade.append(value.lower())
 
-        self._check_host(http_version, hosts)
-        content_length, chunked = self._framing(http_version, content_lengths, transfer_encodings)
+        if len(hosts) != 1 or hosts[0] != self._valid_host:
+            # A keep-alive client sends the same Host on every request: checked once per connection.
+            self._check_host(http_version, hosts)
+            if hosts:
+                self._valid_host = hosts[0]
+        if content_lengths or transfer_encodings:
+            content_length, chunked = self._framing(http_version, content_lengths, transfer_encodings)
+        else:
+            content_length, chunked = 0, False  # RFC 9112 §6.3 rule 7: no body
         tokens = {t.strip(b" \t") for value in connection for t in value.split(b",")} if connection else ()
         if http_version == b"1.1":
             keep_alive = b"close" not in tokens
@@ -628,20 +637,18 @@ class HTTPConnection:
                     status_hint=501,
                 )
             return None, True
-        if content_lengths:
-            # RFC 9110 §8.6 / RFC 9112 §6.3 rule 5: a list of identical valid values may be taken as one
-            # value; differing or invalid values are unrecoverable.
-            values = {v.strip(b" \t") for value in content_lengths for v in value.split(b",")}
-            if len(values) != 1:
-                raise RemoteProtocolError(
-                    f"conflicting Content-Length values {printable(b', '.join(sorted(values)))}"
-                )
-            (value,) = values
-            if abnf.CONTENT_LENGTH_RE.fullmatch(value) is None:
-                raise RemoteProtocolError(f"invalid Content-Length {printable(value)}")
-            return int(value), False
-        # §6.3 rule 7: a request with neither has no body.
-        return 0, False
+        # Only called with a Content-Length or a Transfer-Encoding (without either, §6.3 rule 7: no body;
+        # _parse_head decides that itself). RFC 9110 §8.6 / RFC 9112 §6.3 rule 5: a list of identical valid
+        # values may be taken as one value; differing or invalid values are unrecoverable.
+        values = {v.strip(b" \t") for value in content_lengths for v in value.split(b",")}
+        if len(values) != 1:
+            raise RemoteProtocolError(
+                f"conflicting Content-Length values {printable(b', '.join(sorted(values)))}"
+            )
+        (value,) = values
+        if abnf.CONTENT_LENGTH_RE.fullmatch(value) is None:
+            raise RemoteProtocolError(f"invalid Content-Length {printable(value)}")
+        return int(value), False
 
     def set_max_body_size(self, limit: int) -> None:
         """Set the body limit for the current request (a route's override).
@@ -880,7 +887,7 @@ class HTTPConnection:
                 continue  # rewritten below from the decision
             elif lname == b"date":
                 has_date = True
-            elif lname == b"server":
+            else:  # server (the last of _WRITER_OWNED)
                 has_server = True
             out_headers.append((name, value))
         self.server_state = _SERVER_AFTER_RESPONSE
@@ -1018,15 +1025,19 @@ def _check_fields(headers: HeaderSequence) -> None:
     with CR, LF, NUL or another control byte (that is response splitting, RFC 9110 §5.5)."""
     # Fast path: the fields as they would be written form a valid field section, one line per field (a CR
     # or LF inside a value would add a line, so the count catches what the per-line pattern alone cannot).
+    # FIELD_SECTION_RE admits no CR inside a value, so the LF count is the only extra check needed.
     section = b"".join([b"%b:%b\r\n" % pair for pair in headers])
     if section.count(b"\n") == len(headers) and abnf.FIELD_SECTION_RE.fullmatch(section) is not None:
-        if section.count(b"\r") == len(headers):
-            return
-    for name, value in headers:
-        if abnf.TOKEN_RE.fullmatch(name) is None:
-            raise LocalProtocolError(f"invalid field name {printable(name)}")
-        if abnf.FIELD_VALUE_RE.fullmatch(value) is None:
-            raise LocalProtocolError(f"invalid value for field {printable(name)}: {printable(value)}")
+        return
+    # Slow path, only to say which field is wrong (one of them is).
+    name, value = next(
+        (n, v)
+        for n, v in headers
+        if abnf.TOKEN_RE.fullmatch(n) is None or abnf.FIELD_VALUE_RE.fullmatch(v) is None
+    )
+    if abnf.TOKEN_RE.fullmatch(name) is None:
+        raise LocalProtocolError(f"invalid field name {printable(name)}")
+    raise LocalProtocolError(f"invalid value for field {printable(name)}: {printable(value)}")
 
 
 def abnf_chunk_line_max(limits: Limits) -> int:

@@ -151,6 +151,21 @@ class TestFraming:
         assert wire.lower().count(b"connection:") == 1 and b"\r\nconnection: " + sent + b"\r\n" in wire
         assert wire.endswith(b"<close>") and conn.server_state is State.MUST_CLOSE
 
+    def test_app_connection_keep_alive_and_empty_items_are_the_writers(self) -> None:
+        """Empty list items are ignored (RFC 9110 §5.6.1) and keep-alive is the writer's own decision."""
+        wire = respond(ready(), 200, [(b"Connection", b"keep-alive, , upgrade"), (b"content-length", b"0")])
+        assert b"\r\nconnection: upgrade\r\n" in wire and not wire.endswith(b"<close>")
+
+    def test_validated_fields_are_trusted(self) -> None:
+        """``validated=True`` (the app layer's Response checked its fields when it was built) skips the
+        writer's own check; without it the same field is refused."""
+        bad = [(b"x-note", b"a\x01b")]
+        with pytest.raises(LocalProtocolError):
+            ready().send_response(200, bad)
+        conn = ready()
+        conn.send_response(200, bad, validated=True)
+        assert b"x-note: a\x01b\r\n" in b"".join(conn.data_to_send())
+
     def test_app_connection_other_token_is_kept(self) -> None:
         """RFC 9110 §7.8: a 426 names ``upgrade`` in Connection; options other than close/keep-alive pass
         through, and a token is matched whole (``closed-caption`` does not close)."""
