@@ -22,9 +22,9 @@ import logging
 import ssl as _ssl
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from .app import App, Request, Response, StreamingResponse
 from .errors import LimitExceeded, LocalProtocolError, ProtocolError, RemoteProtocolError
@@ -33,7 +33,7 @@ from .sansio import http11
 from .sansio.headers import HeaderList, Headers, HeaderSequence
 
 if TYPE_CHECKING:
-    from .websocket import WebSocket
+    from .websocket import Session, WebSocket
 
 __all__ = ["Server", "ServerConnection", "http_date", "serve"]
 
@@ -82,6 +82,8 @@ class ServerConnection:
         self.requests_served = 0
         self.task: asyncio.Task[None] | None = None
         self.websocket: WebSocket | None = None
+        #: The WebSocket session a 101 started, for run() to serve once _serve() has returned.
+        self.session: Session | None = None
         self._disconnected = False
         self._watcher: asyncio.Task[None] | None = None
         self._cancel_on_disconnect = False
@@ -225,7 +227,12 @@ class ServerConnection:
         linger = False
         try:
             await self._serve()
-            linger = True
+            session, self.session = self.session, None
+            if session is not None:
+                # A 101 was sent: the WebSocket runs from here, with the HTTP exchange's frames released.
+                await session.run()
+            else:
+                linger = True
         except (_ClientGone, ConnectionError, TimeoutError, asyncio.IncompleteReadError):
             pass  # RFC 9112 §9.6: a client may close at any time; that is not a server error
         except asyncio.CancelledError:
@@ -349,7 +356,13 @@ class ServerConnection:
             route, request.path_params = found
             method = request.method
             if route.websocket is not None and method == "GET" and event.upgrade is not None:
-                return await self._upgrade(route, event, request)
+                from .websocket import handshake
+
+                outcome = await handshake(self, route, event, request)
+                if isinstance(outcome, bool):
+                    return outcome  # refused: the connection stays HTTP (or closes)
+                self.session = outcome  # run by run(), once this exchange's frames are gone
+                return False
             handler = route.handlers.get(method)
             if handler is None and method == "HEAD":
                 handler = route.handlers.get("GET")
@@ -542,13 +555,6 @@ class ServerConnection:
         return None
 
     # -------------------------------------------------------------------------------------- WebSocket
-
-    def _upgrade(self, route: Any, event: http11.Request, request: Request) -> Coroutine[Any, Any, bool]:
-        # Returns upgrade()'s coroutine rather than awaiting it: one coroutine frame less held for the
-        # whole life of every WebSocket (memory per idle connection, docs/topics/memory.md).
-        from .websocket import upgrade
-
-        return upgrade(self, route, event, request)
 
     # -------------------------------------------------------------------------------------- logging
 

@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from .app import Request, Route
     from .server import ServerConnection
 
-__all__ = ["WebSocket", "connect", "broadcast", "upgrade", "Message"]
+__all__ = ["WebSocket", "connect", "broadcast", "upgrade", "handshake", "Session", "Message"]
 
 error_log = logging.getLogger("rawrt.error")
 trace_log = logging.getLogger("rawrt.trace")
@@ -541,8 +541,65 @@ async def _after_refusal(conn: ServerConnection) -> bool:
 async def upgrade(conn: ServerConnection, route: Route, event: Any, request: Request) -> bool:
     """Answer a WebSocket opening handshake on a server connection and run the route's handler.
 
-    Returns False: the HTTP connection never goes back to HTTP after this (101 switches it; a refused
-    handshake gets its 400/403/405/426 and the connection stays HTTP, which returns True).
+    Returns whether the connection stays HTTP: False after a 101 and the session (the connection never goes
+    back to HTTP), the keep-alive decision after a refused handshake (400/403/405/426).
+    """
+    session = await handshake(conn, route, event, request)
+    if isinstance(session, bool):
+        return session
+    await session.run()
+    return False
+
+
+class Session:
+    """An accepted WebSocket and the handler that will serve it (see :func:`handshake`)."""
+
+    __slots__ = ("conn", "ws", "handler", "limits")
+
+    def __init__(self, conn: ServerConnection, ws: WebSocket, handler: Any, limits: Limits) -> None:
+        self.conn = conn
+        self.ws = ws
+        self.handler = handler
+        self.limits = limits
+
+    async def run(self) -> None:
+        """Run the handler; then finish the close handshake (1000 if the handler did not close; 1011 if it
+        raised) and wait, bounded, for TCP to close."""
+        conn, ws, limits = self.conn, self.ws, self.limits
+        try:
+            await self.handler(ws)
+        except ConnectionClosed:
+            pass
+        except asyncio.CancelledError:
+            ws.abort()
+            raise
+        except Exception:
+            request = ws.request
+            error_log.exception("WebSocket handler for %s failed", request.target if request else "?")
+            if ws.open:
+                ws.protocol.fail(CloseCode.INTERNAL_ERROR, "")
+                ws._flush()
+        finally:
+            conn.server.websockets.discard(ws)
+            try:
+                if ws.protocol.state is not State.CLOSED:
+                    await ws.close(CloseCode.NORMAL_CLOSURE)
+                else:
+                    await asyncio.wait_for(ws.wait_closed(), limits.ws_close_timeout)
+            except (TimeoutError, asyncio.TimeoutError):
+                ws.abort()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.writer.wait_closed(), 1.0)
+
+
+async def handshake(conn: ServerConnection, route: Route, event: Any, request: Request) -> Session | bool:
+    """The opening handshake (RFC 6455 §4.2) on a server connection.
+
+    Returns:
+        The :class:`Session` to run after a 101, or, after a refusal (the route's check, or 400/403/405/426
+        from :func:`rawrt.sansio.handshake.accept`), whether the HTTP connection may carry another request.
+        The server runs the session from the top of the connection's task, so the HTTP exchange's coroutine
+        frames are gone for the life of the WebSocket (memory per idle connection, docs/topics/memory.md).
     """
     from .server import http_date
 
@@ -605,30 +662,7 @@ async def upgrade(conn: ServerConnection, route: Route, event: Any, request: Req
     conn.server.websockets.add(ws)
     handler = route.websocket
     assert handler is not None
-    try:
-        await handler(ws)
-    except ConnectionClosed:
-        pass
-    except asyncio.CancelledError:
-        ws.abort()
-        raise
-    except Exception:
-        error_log.exception("WebSocket handler for %s failed", request.target)
-        if ws.open:
-            protocol.fail(CloseCode.INTERNAL_ERROR, "")
-            ws._flush()
-    finally:
-        conn.server.websockets.discard(ws)
-        try:
-            if ws.protocol.state is not State.CLOSED:
-                await ws.close(CloseCode.NORMAL_CLOSURE)
-            else:
-                await asyncio.wait_for(ws.wait_closed(), limits.ws_close_timeout)
-        except (TimeoutError, asyncio.TimeoutError):
-            ws.abort()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(conn.writer.wait_closed(), 1.0)
-    return False
+    return Session(conn, ws, handler, limits)
 
 
 async def broadcast(websockets: Iterable[WebSocket], message: Message) -> int:
