@@ -24,6 +24,7 @@ __all__ = [
     "CHUNK_LINE_RE",
     "CONTENT_LENGTH_RE",
     "ORIGIN_FORM_RE",
+    "FAST_REQUEST_LINE_RE",
     "ABSOLUTE_FORM_RE",
     "AUTHORITY_FORM_RE",
 ]
@@ -84,6 +85,12 @@ HOST_RE = re.compile(
 # sub-delims / ":" / "@". Fragments ("#") never appear in a request-target.
 _PCHAR = rb"A-Za-z0-9\-._~!$&'()*+,;=:@%"
 ORIGIN_FORM_RE = re.compile(rb"/[" + _PCHAR + rb"/]*(?:\?[" + _PCHAR + rb"/?]*)?")
+
+# The common request line in one pattern: any method, an origin-form target, HTTP/1.1 (the parser's fast
+# path; anything else goes through REQUEST_LINE_RE and the per-form checks, which explain what is wrong).
+FAST_REQUEST_LINE_RE = re.compile(
+    rb"(" + TOKEN + rb") (/[" + _PCHAR + rb"/]*(?:\?[" + _PCHAR + rb"/?]*)?) HTTP/1\.1"
+)
 
 # RFC 9112 §3.2.2: absolute-form = absolute-URI
 # RFC 3986 §4.3: absolute-URI = scheme ":" hier-part [ "?" query ]

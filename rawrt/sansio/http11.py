@@ -430,21 +430,28 @@ class HTTPConnection:
 
     def _parse_head(self, head: bytes) -> Request:
         limits = self.limits
-        lines = head.split(b"\r\n")
-        line = lines[0]
+        line_end = head.find(b"\r\n")
+        line = head if line_end < 0 else head[:line_end]
         # A request line longer than max_request_line has already been refused (414) by _check_head_prefix.
-        match = abnf.REQUEST_LINE_RE.fullmatch(line)
-        if match is None:
-            raise RemoteProtocolError(self._explain_request_line(line))
-        method, target, version = match.groups()
-        http_version = b"1.1" if version == b"HTTP/1.1" else self._parse_version(version)
-        if target[:1] != b"/" or abnf.ORIGIN_FORM_RE.fullmatch(target) is None:
-            self._check_target(method, target)
-        elif method == b"CONNECT":
-            raise RemoteProtocolError("CONNECT needs an authority-form target host:port (RFC 9110 §9.3.6)")
+        fast = abnf.FAST_REQUEST_LINE_RE.fullmatch(line)
+        if fast is not None and fast.group(1) != b"CONNECT":
+            method, target = fast.groups()
+            http_version = b"1.1"
+        else:
+            match = abnf.REQUEST_LINE_RE.fullmatch(line)
+            if match is None:
+                raise RemoteProtocolError(self._explain_request_line(line))
+            method, target, version = match.groups()
+            http_version = b"1.1" if version == b"HTTP/1.1" else self._parse_version(version)
+            if target[:1] != b"/" or abnf.ORIGIN_FORM_RE.fullmatch(target) is None:
+                self._check_target(method, target)
+            elif method == b"CONNECT":
+                raise RemoteProtocolError(
+                    "CONNECT needs an authority-form target host:port (RFC 9110 §9.3.6)"
+                )
 
         headers: HeaderList
-        if len(lines) - 1 > limits.max_header_count:
+        if head.count(b"\r\n") > limits.max_header_count:
             raise LimitExceeded(f"more than {limits.max_header_count} header fields", status_hint=431)
         if len(head) - len(line) > limits.max_header_bytes:
             raise LimitExceeded(
@@ -458,9 +465,9 @@ class HTTPConnection:
         upgrade: list[bytes] = []
         # The whole field section is validated in one pass, then split into pairs in another; only a section
         # that fails is walked line by line, to say which line is wrong.
-        section = head[len(line) + 2 :] + b"\r\n" if len(lines) > 1 else b""
+        section = head[line_end + 2 :] + b"\r\n" if line_end >= 0 else b""
         if abnf.FIELD_SECTION_RE.fullmatch(section) is None:
-            for raw in lines[1:]:
+            for raw in head.split(b"\r\n")[1:]:
                 m = abnf.FIELD_LINE_RE.fullmatch(raw)
                 if m is None or abnf.FIELD_VALUE_RE.fullmatch(m.group(2)) is None:
                     raise RemoteProtocolError(self._explain_field_line(raw))
