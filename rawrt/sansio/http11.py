@@ -34,9 +34,10 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 
 from ..errors import LimitExceeded, LocalProtocolError, ProtocolError, RemoteProtocolError, printable
-from ..limits import DEFAULT_LIMITS, MAX_CHUNK_SIZE_DIGITS, Limits
+from ..limits import DEFAULT_LIMITS, Limits
 from . import abnf
 from .buffer import ReceiveBuffer
+from .chunked import ChunkedDecoder, Trailers
 from .headers import HeaderList, HeaderSequence
 
 __all__ = [
@@ -220,9 +221,7 @@ class HTTPConnection:
         self.max_body_size = limits.max_body_size
         # Body reading state.
         self._body_remaining = 0  # Content-Length bytes still to come
-        self._body_received = 0  # decoded body bytes so far (checked against max_body_size)
-        self._chunk_remaining = 0  # bytes left in the current chunk
-        self._chunk_phase = "size"  # "size" | "data" | "crlf" | "trailers"
+        self._chunked: ChunkedDecoder | None = None  # the current chunked body's decoder
         # An error met after some events of the same events_received() call: raised by the next call.
         self._pending_error: ProtocolError | None = None
         # Response writing state.
@@ -374,10 +373,9 @@ class HTTPConnection:
         request = self._parse_head(head[:end])
         self.request = request
         self.max_body_size = self.limits.max_body_size
-        self._body_received = 0
         self._sent_continue = False
         if request.chunked:
-            self._chunk_phase = "size"
+            self._chunked = ChunkedDecoder(self.limits, self.max_body_size)
         else:
             self._body_remaining = request.content_length or 0
         self.client_state = _CLIENT_AFTER_REQUEST  # TRANSITIONS, looked up once at import
@@ -697,83 +695,18 @@ class HTTPConnection:
         return self._maybe_read_chunked()
 
     def _maybe_read_chunked(self) -> Data | EndOfMessage | None:
-        buf = self._buffer
-        while True:
-            phase = self._chunk_phase
-            if phase == "data":
-                if not buf:
-                    self._check_eof_in_body("in a chunk")
-                    return None
-                data = buf.consume(min(len(buf), self._chunk_remaining))
-                self._chunk_remaining -= len(data)
-                if self._chunk_remaining == 0:
-                    self._chunk_phase = "crlf"
-                return Data(data)
-            if phase == "crlf":
-                if len(buf) < 2:
-                    self._check_eof_in_body("after chunk data")
-                    return None
-                if buf.data[:2] != b"\r\n":
-                    # Only the two bytes that were checked: more would make the message depend on how the
-                    # bytes were split.
-                    raise RemoteProtocolError(
-                        f"chunk data not followed by CRLF: {printable(bytes(buf.data[:2]))}"
-                    )
-                buf.consume(2)
-                self._chunk_phase = "size"
-                continue
-            if phase == "size":
-                end = buf.find_from_mark(b"\r\n")
-                max_line = abnf_chunk_line_max(self.limits)
-                if end < 0:
-                    # + 1: the line's CR may already be here without its LF (same answer however split).
-                    if len(buf) > max_line + 1:
-                        raise RemoteProtocolError(f"chunk-size line longer than {max_line} bytes")
-                    self._check_eof_in_body("in a chunk-size line")
-                    return None
-                if end > max_line:
-                    raise RemoteProtocolError(f"chunk-size line longer than {max_line} bytes")
-                line = buf.consume(end + 2)[:end]
-                match = abnf.CHUNK_LINE_RE.fullmatch(line)
-                if match is None:
-                    raise RemoteProtocolError(f"invalid chunk-size line {printable(line)} (RFC 9112 §7.1)")
-                size = int(match.group(1), 16)
-                if size == 0:
-                    self._chunk_phase = "trailers"
-                    continue
-                self._body_received += size
-                if self._body_received > self.max_body_size:
-                    raise LimitExceeded(f"chunked body exceeds the limit of {self.max_body_size} bytes")
-                self._chunk_remaining = size
-                self._chunk_phase = "data"
-                continue
-            # phase == "trailers": RFC 9112 §7.1.2: trailer-section = *( field-line CRLF ), then CRLF.
-            if buf.data[:2] == b"\r\n":
-                buf.consume(2)
-                self._advance(Role.CLIENT, "end")
-                return EndOfMessage()
-            end = buf.find_from_mark(b"\r\n\r\n")
-            if end < 0:
-                # + 3: up to three bytes of the closing CRLF CRLF may be here already (split-independence).
-                if len(buf) > self.limits.max_header_bytes + 3:
-                    raise LimitExceeded(
-                        f"trailer section larger than {self.limits.max_header_bytes} bytes",
-                        status_hint=431,
-                    )
-                self._check_eof_in_body("in the trailer section")
-                return None
-            block = buf.consume(end + 4)[:end]
-            if len(block) > self.limits.max_header_bytes:
-                raise LimitExceeded(
-                    f"trailer section larger than {self.limits.max_header_bytes} bytes", status_hint=431
-                )
-            trailers = self._parse_trailers(block)
-            self._advance(Role.CLIENT, "end")
-            return EndOfMessage(trailers)
-
-    def _check_eof_in_body(self, where: str) -> None:
-        if self._eof:
-            raise RemoteProtocolError(f"connection closed {where} of a chunked body")
+        chunked = self._chunked
+        assert chunked is not None
+        chunked.max_body_size = self.max_body_size  # the route's limit, if set_max_body_size changed it
+        result = chunked.maybe_read(self._buffer, self._eof)
+        if result is None:
+            return None
+        if type(result) is bytes:
+            return Data(result)
+        assert isinstance(result, Trailers)
+        trailers = self._parse_trailers(result.block) if result.block else []
+        self._advance(Role.CLIENT, "end")
+        return EndOfMessage(trailers)
 
     def _parse_trailers(self, block: bytes) -> HeaderList:
         lines = block.split(b"\r\n")
@@ -1045,8 +978,3 @@ def _check_fields(headers: HeaderSequence) -> None:
     if abnf.TOKEN_RE.fullmatch(name) is None:
         raise LocalProtocolError(f"invalid field name {printable(name)}")
     raise LocalProtocolError(f"invalid value for field {printable(name)}: {printable(value)}")
-
-
-def abnf_chunk_line_max(limits: Limits) -> int:
-    """Longest chunk-size line accepted: the digits plus the extension allowance."""
-    return MAX_CHUNK_SIZE_DIGITS + limits.max_chunk_ext

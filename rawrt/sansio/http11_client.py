@@ -39,8 +39,9 @@ from ..errors import LimitExceeded, LocalProtocolError, RemoteProtocolError, pri
 from ..limits import DEFAULT_LIMITS, Limits
 from . import abnf
 from .buffer import ReceiveBuffer
+from .chunked import ChunkedDecoder
 from .headers import HeaderList
-from .http11 import Data, EndOfMessage, abnf_chunk_line_max
+from .http11 import Data, EndOfMessage
 
 __all__ = ["Response", "ResponseReader", "ResponseEvent", "Framing", "encode_request"]
 
@@ -136,8 +137,8 @@ class ResponseReader:
         self._error: RemoteProtocolError | None = None
         #: The framing of the body, known once the head has been read.
         self.framing: Framing | None = None
-        self._remaining = 0  # LENGTH: body bytes still expected; CHUNKED: bytes left in this chunk
-        self._chunk_phase = "size"  # CHUNKED: "size", "data", "crlf" or "trailers"
+        self._remaining = 0  # LENGTH: body bytes still expected
+        self._chunked = ChunkedDecoder(limits)  # CHUNKED: the body's decoder (RFC 9112 §7.1)
 
     # ------------------------------------------------------------------------------------- the surface
 
@@ -279,67 +280,11 @@ class ResponseReader:
         return self._maybe_read_chunked()
 
     def _maybe_read_chunked(self) -> Data | EndOfMessage | None:
-        buf = self._buffer
-        while True:
-            phase = self._chunk_phase
-            if phase == "data":
-                if not buf:
-                    self._check_eof("in a chunk")
-                    return None
-                data = buf.consume(min(len(buf), self._remaining))
-                self._remaining -= len(data)
-                if self._remaining == 0:
-                    self._chunk_phase = "crlf"
-                return Data(data)
-            if phase == "crlf":
-                if len(buf) < 2:
-                    self._check_eof("after chunk data")
-                    return None
-                if buf.data[:2] != b"\r\n":
-                    raise RemoteProtocolError(
-                        f"chunk data not followed by CRLF: {printable(bytes(buf.data[:8]))}"
-                    )
-                buf.consume(2)
-                self._chunk_phase = "size"
-                continue
-            if phase == "size":
-                # RFC 9112 §7.1: chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
-                end = buf.find_from_mark(b"\r\n")
-                max_line = abnf_chunk_line_max(self.limits)
-                if end < 0:
-                    if len(buf) > max_line + 1:
-                        raise RemoteProtocolError(f"chunk-size line longer than {max_line} bytes")
-                    self._check_eof("in a chunk-size line")
-                    return None
-                if end > max_line:
-                    raise RemoteProtocolError(f"chunk-size line longer than {max_line} bytes")
-                line = buf.consume(end + 2)[:end]
-                match = abnf.CHUNK_LINE_RE.fullmatch(line)
-                if match is None:
-                    raise RemoteProtocolError(f"invalid chunk-size line {printable(line)} (RFC 9112 §7.1)")
-                size = int(match.group(1), 16)
-                if size == 0:
-                    self._chunk_phase = "trailers"
-                    continue
-                self._remaining = size
-                self._chunk_phase = "data"
-                continue
-            # "trailers": RFC 9112 §7.1.2 trailer-section = *( field-line CRLF ), then CRLF. A client may
-            # discard trailers it does not understand (§7.1.2); this one reads none, but bounds them.
-            if buf.data[:2] == b"\r\n":
-                buf.consume(2)
-                return self._end()
-            end = buf.find_from_mark(b"\r\n\r\n")
-            if end < 0:
-                if len(buf) > self.limits.max_header_bytes + 3:
-                    raise LimitExceeded(
-                        f"trailer section larger than {self.limits.max_header_bytes} bytes", status_hint=431
-                    )
-                self._check_eof("in the trailer section")
-                return None
-            buf.consume(end + 4)
-            return self._end()
-
-    def _check_eof(self, where: str) -> None:
-        if self._eof:
-            raise RemoteProtocolError(f"connection closed {where} of a chunked body")
+        # The body is not bounded here (an event stream is endless by design); the trailer section is.
+        # A client may discard trailers it does not understand (RFC 9112 §7.1.2): this one reads none.
+        result = self._chunked.maybe_read(self._buffer, self._eof)
+        if result is None:
+            return None
+        if type(result) is bytes:
+            return Data(result)
+        return self._end()
