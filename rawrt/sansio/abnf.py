@@ -84,12 +84,19 @@ HOST_RE = re.compile(
 # RFC 3986 §3.3/§3.4: segments and the query use pchar / "/" / "?"; pchar = unreserved / pct-encoded /
 # sub-delims / ":" / "@". Fragments ("#") never appear in a request-target.
 _PCHAR = rb"A-Za-z0-9\-._~!$&'()*+,;=:@%"
-ORIGIN_FORM_RE = re.compile(rb"/[" + _PCHAR + rb"/]*(?:\?[" + _PCHAR + rb"/?]*)?")
+# Deliberate leniency: browsers send some characters RFC 3986 excludes without percent-encoding them (the
+# WHATWG URL Standard's path and query percent-encode sets leave ``[ ] { } | \ ^ ` `` alone), so a strict
+# server would answer real page loads with 400. They are accepted in origin-form, as h11 and nginx do;
+# SP, ``"``, ``#``, ``<``, ``>``, controls and non-ASCII bytes (which browsers always encode) stay refused.
+_BROWSER_CHARS = rb"\[\]{}|\\^`"
+ORIGIN_FORM_RE = re.compile(
+    rb"/[" + _PCHAR + _BROWSER_CHARS + rb"/]*(?:\?[" + _PCHAR + _BROWSER_CHARS + rb"/?]*)?"
+)
 
 # The common request line in one pattern: any method, an origin-form target, HTTP/1.1 (the parser's fast
 # path; anything else goes through REQUEST_LINE_RE and the per-form checks, which explain what is wrong).
 FAST_REQUEST_LINE_RE = re.compile(
-    rb"(" + TOKEN + rb") (/[" + _PCHAR + rb"/]*(?:\?[" + _PCHAR + rb"/?]*)?) HTTP/1\.1"
+    rb"(" + TOKEN + rb") (" + ORIGIN_FORM_RE.pattern + rb") HTTP/1\.1"
 )
 
 # RFC 9112 §3.2.2: absolute-form = absolute-URI

@@ -248,7 +248,6 @@ DIFFERENCES: list[Difference] = [
 #: Differences found on inputs outside CORPUS (checked in test_other_differences).
 OTHER_DIFFERENCES: dict[str, tuple[bytes, str, int | None, int | None]] = {
     # name: (input, RFC section, rawrt, h11)
-    "pipe in target": (b"GET /a|b HTTP/1.1\r\nHost: a\r\n\r\n", "RFC 9112 §3.2.1 / RFC 3986 §3.3", 400, None),
     "version HTTP/0.9": (b"GET / HTTP/0.9\r\nHost: a\r\n\r\n", "RFC 9110 §15.6.6", 505, None),
     "chunk size trailing space": (CHUNKED + b"5 \r\nabcde\r\n0\r\n\r\n", "RFC 9112 §7.1", 400, None),
     "chunk ext without name": (CHUNKED + b"5;\r\nabcde\r\n0\r\n\r\n", "RFC 9112 §7.1.1", 400, None),
