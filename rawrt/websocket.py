@@ -470,7 +470,7 @@ class _Tracer:
         self._out = bytearray()
 
     def received(self, data: bytes) -> None:
-        self._log(self._in, data, "<<" if self.role is Role.SERVER else "<<", masked=self.role is Role.SERVER)
+        self._log(self._in, data, "<<", masked=self.role is Role.SERVER)
 
     def sent(self, data: bytes) -> None:
         self._log(self._out, data, ">>", masked=self.role is Role.CLIENT)
