@@ -95,9 +95,7 @@ ORIGIN_FORM_RE = re.compile(
 
 # The common request line in one pattern: any method, an origin-form target, HTTP/1.1 (the parser's fast
 # path; anything else goes through REQUEST_LINE_RE and the per-form checks, which explain what is wrong).
-FAST_REQUEST_LINE_RE = re.compile(
-    rb"(" + TOKEN + rb") (" + ORIGIN_FORM_RE.pattern + rb") HTTP/1\.1"
-)
+FAST_REQUEST_LINE_RE = re.compile(rb"(" + TOKEN + rb") (" + ORIGIN_FORM_RE.pattern + rb") HTTP/1\.1")
 
 # RFC 9112 §3.2.2: absolute-form = absolute-URI
 # RFC 3986 §4.3: absolute-URI = scheme ":" hier-part [ "?" query ]
