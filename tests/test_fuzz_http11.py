@@ -1,33 +1,16 @@
-"""Runs the HTTP/1.1 fuzz target without atheris: the checked-in corpus, then Hypothesis inputs.
-
-``fuzz/`` is not a package (OSS-Fuzz builds each ``fuzz_*.py`` as a script), so the target is loaded from
-its path.
-"""
+"""Runs the HTTP/1.1 fuzz target without atheris: the checked-in corpus, then Hypothesis inputs."""
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fuzz_replay import corpus, load_target
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-FUZZ_DIR = Path(__file__).resolve().parent.parent / "fuzz"
-CORPUS = sorted((FUZZ_DIR / "corpus" / "http11").iterdir())
-
-
-def _load_target() -> Callable[[bytes], None]:
-    spec = importlib.util.spec_from_file_location("fuzz_http11", FUZZ_DIR / "fuzz_http11.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    target: Callable[[bytes], None] = module.test_one_input
-    return target
-
-
-fuzz_one_input = _load_target()
+CORPUS = corpus("http11")
+fuzz_one_input = load_target("fuzz_http11")
 
 
 def test_corpus_is_there() -> None:

@@ -1,37 +1,16 @@
-"""Runs the WebSocket fuzz target without atheris: the checked-in corpus, then Hypothesis inputs.
-
-``fuzz/`` is not a package (OSS-Fuzz builds each ``fuzz_*.py`` as a script), so the target is loaded from
-its path.
-"""
+"""Runs the WebSocket fuzz target without atheris: the checked-in corpus, then Hypothesis inputs."""
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fuzz_replay import corpus, load_target
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-# Hypothesis keys its example cache by choice sequences; b"" and "" and 0 hash alike, and comparing them
-# raises BytesWarning under ``python -bb``. That is Hypothesis's internals, not rawrt: silence it there only.
-pytestmark = pytest.mark.filterwarnings(r"ignore::BytesWarning:hypothesis\..*")
-
-FUZZ_DIR = Path(__file__).resolve().parent.parent / "fuzz"
-CORPUS = sorted((FUZZ_DIR / "corpus" / "ws_frames").iterdir())
-
-
-def _load_target() -> Callable[[bytes], None]:
-    spec = importlib.util.spec_from_file_location("fuzz_ws_frames", FUZZ_DIR / "fuzz_ws_frames.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    target: Callable[[bytes], None] = module.test_one_input
-    return target
-
-
-fuzz_one_input = _load_target()
+CORPUS = corpus("ws_frames")
+fuzz_one_input = load_target("fuzz_ws_frames")
 
 
 def test_corpus_is_there() -> None:

@@ -27,10 +27,6 @@ from rawrt.sansio.frames import RSV1, Opcode, encode_frame
 from rawrt.sansio.handshake import accept, build_request, check_response
 from rawrt.sansio.websocket import BinaryMessage, Role, State, TextMessage, WebSocketConnection
 
-# Hypothesis keys its example cache by choice sequences; b"" and "" and 0 hash alike, and comparing them
-# raises BytesWarning under ``python -bb``. That is Hypothesis's internals, not rawrt: silence it there only.
-pytestmark = pytest.mark.filterwarnings(r"ignore::BytesWarning:hypothesis\..*")
-
 KEY = bytes.fromhex("37fa213d")
 
 

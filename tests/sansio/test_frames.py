@@ -27,10 +27,6 @@ from rawrt.sansio.frames import (
     parse_frame,
 )
 
-# Hypothesis keys its example cache by choice sequences; b"" and "" and 0 hash alike, and comparing them
-# raises BytesWarning under ``python -bb``. That is Hypothesis's internals, not rawrt: silence it there only.
-pytestmark = pytest.mark.filterwarnings(r"ignore::BytesWarning:hypothesis\..*")
-
 #: The mask key of every RFC 6455 §5.7 masked example.
 RFC_KEY = bytes.fromhex("37fa213d")
 

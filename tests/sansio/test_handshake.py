@@ -24,10 +24,6 @@ from rawrt.sansio.handshake import (
     serialize_extensions,
 )
 
-# Hypothesis keys its example cache by choice sequences; b"" and "" and 0 hash alike, and comparing them
-# raises BytesWarning under ``python -bb``. That is Hypothesis's internals, not rawrt: silence it there only.
-pytestmark = pytest.mark.filterwarnings(r"ignore::BytesWarning:hypothesis\..*")
-
 # RFC 6455 §1.2, the client's handshake, verbatim.
 RFC_REQUEST: Headers = [
     (b"Host", b"server.example.com"),

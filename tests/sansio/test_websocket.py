@@ -26,10 +26,6 @@ from rawrt.sansio.websocket import (
     state_diagram,
 )
 
-# Hypothesis keys its example cache by choice sequences; b"" and "" and 0 hash alike, and comparing them
-# raises BytesWarning under ``python -bb``. That is Hypothesis's internals, not rawrt: silence it there only.
-pytestmark = pytest.mark.filterwarnings(r"ignore::BytesWarning:hypothesis\..*")
-
 KEY = bytes.fromhex("37fa213d")  # RFC 6455 §5.7's mask key, pinned for every client frame
 
 
