@@ -25,6 +25,7 @@ __all__ = [
     "CONTENT_LENGTH_RE",
     "ORIGIN_FORM_RE",
     "FAST_REQUEST_LINE_RE",
+    "FAST_HEAD_RE",
     "ABSOLUTE_FORM_RE",
     "AUTHORITY_FORM_RE",
 ]
@@ -96,6 +97,11 @@ ORIGIN_FORM_RE = re.compile(
 # The common request line in one pattern: any method, an origin-form target, HTTP/1.1 (the parser's fast
 # path; anything else goes through REQUEST_LINE_RE and the per-form checks, which explain what is wrong).
 FAST_REQUEST_LINE_RE = re.compile(rb"(" + TOKEN + rb") (" + ORIGIN_FORM_RE.pattern + rb") HTTP/1\.1")
+
+# The common head in one pattern: that request line, CRLF, then a field section FIELD_SECTION_RE accepts.
+# Matched against the head up to and including the CRLF of its last field line, it validates the whole head
+# in one C-level pass; a head it refuses is parsed again step by step, which says what is wrong.
+FAST_HEAD_RE = re.compile(FAST_REQUEST_LINE_RE.pattern + rb"\r\n" + FIELD_SECTION_RE.pattern)
 
 # RFC 9112 §3.2.2: absolute-form = absolute-URI
 # RFC 3986 §4.3: absolute-URI = scheme ":" hier-part [ "?" query ]

@@ -48,8 +48,14 @@ class ReceiveBuffer:
 
     def consume(self, n: int) -> bytes:
         """Remove and return the first ``n`` bytes."""
-        out = bytes(self.data[:n])
-        del self.data[:n]
+        data = self.data
+        if n >= len(data):
+            # Often the whole buffer (a head or a body piece that arrived alone): one copy, not two.
+            out = bytes(data)
+            data.clear()
+        else:
+            out = bytes(data[:n])
+            del data[:n]
         self._scanned = 0
         return out
 

@@ -58,7 +58,10 @@ __all__ = [
 # ------------------------------------------------------------------------------------------------ events
 
 
-@dataclass(frozen=True, slots=True)
+# The events are plain (not frozen) slotted dataclasses: a frozen dataclass's __init__ sets each field through
+# object.__setattr__, which made building a Request cost 1.0 µs instead of 0.2 µs, once per request. Treat
+# them as read-only all the same: the parser hands them out and never looks at them again.
+@dataclass(slots=True)
 class Request:
     """A request head, as received.
 
@@ -89,14 +92,14 @@ class Request:
     upgrade: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Data:
     """A piece of a request body (dechunked)."""
 
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EndOfMessage:
     """The request body is complete. ``trailers`` holds a chunked body's trailer fields (RFC 9112 §7.1.2)."""
 
@@ -179,6 +182,7 @@ _STATUS_LINES = {code: b"HTTP/1.1 %d %b\r\n" % (code, phrase) for code, phrase i
 # The transitions the hot path takes on every request, looked up in the table once (not re-derived).
 _CLIENT_AFTER_REQUEST = TRANSITIONS[(Role.CLIENT, State.IDLE, "request")]
 _SERVER_AFTER_REQUEST = TRANSITIONS[(Role.SERVER, State.IDLE, "request")]
+_CLIENT_AFTER_END = TRANSITIONS[(Role.CLIENT, State.SEND_BODY, "end")]
 # len() of content-length, transfer-encoding, host, connection, expect, upgrade.
 _SPECIAL_NAME_LENGTHS = frozenset({14, 17, 4, 10, 6, 7})
 
@@ -316,7 +320,11 @@ class HTTPConnection:
                     self._maybe_cycle()
                     break
                 if type(event) is Request and event.content_length == 0:
-                    continue  # no body to limit: its EndOfMessage follows at once, saving a round trip
+                    # No body to limit: its EndOfMessage follows at once, saving the server a round trip.
+                    # (What maybe_read_body would do, minus its checks, which a bodiless request passes.)
+                    self.client_state = _CLIENT_AFTER_END
+                    events.append(EndOfMessage())
+                    break
                 if type(event) is not Data:
                     break
         except ProtocolError as exc:
@@ -342,7 +350,7 @@ class HTTPConnection:
         buf = self._buffer
         # RFC 9112 §2.2: "a server ... SHOULD ignore at least one empty line (CRLF) received prior to the
         # request-line". Some clients send a CRLF after a POST body; accept any number of them.
-        while buf.data[:2] == b"\r\n":
+        while buf.data.startswith(b"\r\n"):
             buf.consume(2)
         end = buf.find_from_mark(b"\r\n\r\n")
         if end < 0:
@@ -369,8 +377,7 @@ class HTTPConnection:
             and data.find(b"\r", 0, line_end) < 0
         ):
             self._check_head_prefix(end + 3)
-        head = buf.consume(end + 4)
-        request = self._parse_head(head[:end])
+        request = self._parse_head(buf.consume(end + 4), end)
         self.request = request
         self.max_body_size = self.limits.max_body_size
         self._sent_continue = False
@@ -426,8 +433,24 @@ class HTTPConnection:
             raise RemoteProtocolError("bare LF in request head: lines must end with CRLF (RFC 9112 §2.2)")
         raise RemoteProtocolError("bare CR in request line (RFC 9112 §2.2)")
 
-    def _parse_head(self, head: bytes) -> Request:
+    def _parse_head(self, whole: bytes, end: int) -> Request:
+        """Parse a complete head: ``whole`` is it with its final CRLF CRLF, which starts at ``end``."""
         limits = self.limits
+        # The common case first: an origin-form HTTP/1.1 request line and a valid field section, validated in
+        # one regex pass over the head as received (its last field line's CRLF included), with no copy.
+        fast = abnf.FAST_HEAD_RE.fullmatch(whole, 0, end + 2)
+        if fast is not None and fast.group(1) != b"CONNECT":
+            line_len = fast.end(2) + 9  # the target, then b" HTTP/1.1"
+            if (
+                whole.count(b"\r\n", 0, end) <= limits.max_header_count
+                and end - line_len <= limits.max_header_bytes
+            ):
+                headers: HeaderList = abnf.FIELD_PAIRS_RE.findall(whole, line_len + 2, end + 2)
+                if whole.find(b" \r", line_len, end + 2) >= 0 or whole.find(b"\t\r", line_len, end + 2) >= 0:
+                    headers = [(name, value.rstrip(b" \t")) for name, value in headers]  # RFC 9112 §5: OWS
+                return self._finish_head(fast.group(1), fast.group(2), b"1.1", headers)
+        # Anything else, including the limits, is checked step by step: slower, and says what is wrong.
+        head = whole[:end]
         line_end = head.find(b"\r\n")
         line = head if line_end < 0 else head[:line_end]
         # A request line longer than max_request_line has already been refused (414) by _check_head_prefix.
@@ -448,19 +471,12 @@ class HTTPConnection:
                     "CONNECT needs an authority-form target host:port (RFC 9110 §9.3.6)"
                 )
 
-        headers: HeaderList
         if head.count(b"\r\n") > limits.max_header_count:
             raise LimitExceeded(f"more than {limits.max_header_count} header fields", status_hint=431)
         if len(head) - len(line) > limits.max_header_bytes:
             raise LimitExceeded(
                 f"header section larger than {limits.max_header_bytes} bytes", status_hint=431
             )
-        content_lengths: list[bytes] = []
-        transfer_encodings: list[bytes] = []
-        hosts: list[bytes] = []
-        connection: list[bytes] = []
-        expect: list[bytes] = []
-        upgrade: list[bytes] = []
         # The whole field section is validated in one pass, then split into pairs in another; only a section
         # that fails is walked line by line, to say which line is wrong.
         section = head[line_end + 2 :] + b"\r\n" if line_end >= 0 else b""
@@ -472,6 +488,16 @@ class HTTPConnection:
             raise AssertionError("FIELD_SECTION_RE and FIELD_LINE_RE disagree")  # pragma: no cover
         # RFC 9112 §5: the trailing OWS is not part of the value.
         headers = [(name, value.rstrip(b" \t")) for name, value in abnf.FIELD_PAIRS_RE.findall(section)]
+        return self._finish_head(method, target, http_version, headers)
+
+    def _finish_head(self, method: bytes, target: bytes, http_version: bytes, headers: HeaderList) -> Request:
+        """The checks on a parsed head's fields that decide framing and persistence, and its Request."""
+        content_lengths: list[bytes] = []
+        transfer_encodings: list[bytes] = []
+        hosts: list[bytes] = []
+        connection: list[bytes] = []
+        expect: list[bytes] = []
+        upgrade: list[bytes] = []
         for name, value in headers:
             # Only the fields that decide framing and connection handling are looked at here; their name
             # lengths let every other field through with one set lookup.
@@ -778,6 +804,22 @@ class HTTPConnection:
                 app layer's ``Response`` validates its headers when it is built), so the writer's own check
                 is skipped (STYLE §3: validate what the app builds, once).
         """
+        self._out.append(self._response_head(status, headers, date, server, validated, None))
+
+    def _response_head(
+        self,
+        status: int,
+        headers: HeaderSequence,
+        date: bytes,
+        server: bytes,
+        validated: bool,
+        body_length: int | None,
+    ) -> bytes:
+        """Check a response head, move the server half on, and render the head (see :meth:`send_response`).
+
+        ``body_length`` is the length of a body the caller sends whole (:meth:`send_response_bytes`): it sets
+        the Content-Length, whatever one the app passed.
+        """
         request = self.request
         if request is None:
             raise LocalProtocolError("no request to respond to")
@@ -791,10 +833,9 @@ class HTTPConnection:
             if request.http_version == b"1.0":
                 raise LocalProtocolError("101 must not be sent to an HTTP/1.0 client (RFC 9110 §15.2)")
             self._advance(Role.SERVER, "switch")
-            self._out.append(self._head(101, headers, date))
             if self.client_state is State.DONE:
                 self._advance(Role.CLIENT, "switch")
-            return
+            return self._head(101, headers, date)
         if not 200 <= status < 600:
             raise LocalProtocolError(f"invalid final status {status}")
         # An exchange whose request failed (e.g. set_max_body_size raised) cannot be followed by another one.
@@ -830,6 +871,8 @@ class HTTPConnection:
             else:  # server (the last of _WRITER_OWNED)
                 has_server = True
             out_headers.append((name, value))
+        if body_length is not None:
+            content_length = body_length
         self.server_state = _SERVER_AFTER_RESPONSE
         no_body = status in _NO_BODY_STATUSES or request.method == b"HEAD"
         self._suppress_body = no_body
@@ -862,7 +905,7 @@ class HTTPConnection:
             out_headers.append((b"date", date))
         if not has_server and server:
             out_headers.append((b"server", server))
-        self._out.append(self._head(status, out_headers, b""))
+        return self._head(status, out_headers, b"")
 
     @staticmethod
     def _head(status: int, headers: HeaderSequence, date: bytes) -> bytes:
@@ -902,6 +945,9 @@ class HTTPConnection:
             # RFC 9112 §7.1: last-chunk = 1*"0" [ chunk-ext ] CRLF, then the trailer section and CRLF.
             tail = b"".join(b"%b: %b\r\n" % pair for pair in trailers or [])
             self._out.append(b"0\r\n" + tail + b"\r\n")
+        self._response_done()
+
+    def _response_done(self) -> None:
         self.server_state = _SERVER_AFTER_END
         if not self.keep_alive:
             self._advance(Role.SERVER, "close")
@@ -909,13 +955,26 @@ class HTTPConnection:
         self._maybe_cycle()
 
     def send_response_bytes(
-        self, status: int, headers: HeaderSequence, body: bytes, *, date: bytes = b"", validated: bool = False
+        self,
+        status: int,
+        headers: HeaderSequence,
+        body: bytes,
+        *,
+        date: bytes = b"",
+        server: bytes = b"rawrt",
+        validated: bool = False,
     ) -> None:
-        """A whole response in one call: head with Content-Length, body, end."""
-        fields = [*headers, (b"content-length", b"%d" % len(body))]
-        self.send_response(status, fields, date=date, validated=validated)
-        self.send_data(body)
-        self.send_end()
+        """A whole response in one call: the head with a Content-Length, the body and the end.
+
+        The same as :meth:`send_response` with ``content-length`` set, :meth:`send_data` and :meth:`send_end`,
+        but the head and body come out of :meth:`data_to_send` as one piece (one write, one packet).
+        """
+        if status == 101:
+            raise LocalProtocolError("a 101 has no body: use send_response()")
+        head = self._response_head(status, headers, date, server, validated, len(body))
+        self._send_remaining = 0  # the whole body is sent now, or none of it (HEAD, 204, 304)
+        self._out.append(head if self._suppress_body or not body else head + body)
+        self._response_done()
 
     def _maybe_cycle(self) -> None:
         """Start the next exchange once both halves are done (RFC 9112 §9.3 persistence)."""

@@ -9,6 +9,7 @@ state, or a LocalProtocolError that changes nothing.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from hypothesis import HealthCheck, given, settings
@@ -17,6 +18,7 @@ from test_http11_support import answer_ok, drive, parse, split_every
 
 from rawrt.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from rawrt.limits import Limits
+from rawrt.sansio import abnf
 from rawrt.sansio.headers import HeaderList
 from rawrt.sansio.http11 import (
     TRANSITIONS,
@@ -289,3 +291,69 @@ def test_every_step_is_a_legal_transition(actions: list[tuple[str, bytes]]) -> N
         assert after[1] in reachable(Role.SERVER, before[1]), (action, before, after)
         if before[0] in (State.ERROR, State.CLOSED):
             assert after[0] is before[0]  # terminal
+
+
+# ---------------------------------------------------------------------- the head parser's two paths agree
+
+# Fields the one-pass fast path must hand to the same checks as the step-by-step path: framing, persistence
+# and Host fields, with odd spacing and the occasional bad byte.
+special_fields = st.sampled_from(
+    [
+        b"Content-Length: 3",
+        b"Content-Length: 3, 3",
+        b"Content-Length: x",
+        b"Transfer-Encoding: chunked",
+        b"Transfer-Encoding: gzip",
+        b"Connection: close",
+        b"Connection: keep-alive, Upgrade",
+        b"Upgrade: websocket",
+        b"Expect: 100-continue",
+        b"Expect: x",
+        b"Host: b",
+        b"Host: a b",
+        b"X: trailing \t",
+        b"X:\tlead",
+        b"X : space",
+        b"X: a\rb",
+        b"X: \x7f",
+    ]
+)
+heads = st.builds(
+    lambda method, target, version, fields: (
+        method + b" " + target + b" " + version + b"\r\n" + b"".join(f + b"\r\n" for f in fields) + b"\r\n"
+    ),
+    st.sampled_from([b"GET", b"POST", b"CONNECT", b"OPTIONS"]) | methods,
+    targets | st.sampled_from([b"*", b"a:1", b"http://a/", b"/a b", b"/\x80"]),
+    st.sampled_from([b"HTTP/1.1", b"HTTP/1.0", b"HTTP/1.2", b"HTTP/2.0"]),
+    st.lists(
+        st.just(b"Host: a")
+        | special_fields
+        | st.tuples(field_names, ows, field_values).map(lambda t: b":".join(t[:1]) + b":" + t[1] + t[2]),
+        max_size=8,
+    ),
+)
+
+
+def _parse_head(wire: bytes, limits: Limits) -> tuple[list[object], str | None, int | None]:
+    conn = HTTPConnection(limits)
+    conn.receive_data(wire)
+    try:
+        return list(conn.events_received()), None, None
+    except ProtocolError as exc:
+        return [], str(exc), exc.status_hint
+
+
+@settings(max_examples=400, deadline=None)
+@given(heads, st.sampled_from([None, Limits(max_header_count=3), Limits(max_header_bytes=40)]))
+def test_fast_and_step_by_step_head_parsing_agree(wire: bytes, limits: Limits | None) -> None:
+    """A head the one-pass pattern (abnf.FAST_HEAD_RE) accepts must parse exactly as the step-by-step path
+    parses it: same Request, same error, same status."""
+    lim = limits or Limits()
+    fast = _parse_head(wire, lim)
+    saved = abnf.FAST_HEAD_RE
+    abnf.FAST_HEAD_RE = re.compile(rb"(?!)")  # matches nothing: every head takes the step-by-step path
+    try:
+        slow = _parse_head(wire, lim)
+    finally:
+        abnf.FAST_HEAD_RE = saved
+    assert fast == slow

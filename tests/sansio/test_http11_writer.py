@@ -198,6 +198,37 @@ class TestFraming:
             + b"\r\nserver: rawrt\r\n\r\nnope"
         )
 
+    def test_send_response_bytes_is_one_piece(self) -> None:
+        # Head and body in one bytes object: the server writes it with one send().
+        conn = ready()
+        conn.send_response_bytes(200, [], b"hi")
+        assert conn.data_to_send() == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nserver: rawrt\r\n\r\nhi"]
+        assert states(conn) == (State.IDLE, State.IDLE)
+
+    def test_send_response_bytes_length_is_the_body_s(self) -> None:
+        # An app-supplied Content-Length is validated, then replaced by the length of the body actually sent.
+        conn = ready()
+        conn.send_response_bytes(200, [(b"Content-Length", b"99")], b"hi")
+        assert b"".join(conn.data_to_send()).endswith(b"content-length: 2\r\nserver: rawrt\r\n\r\nhi")
+        with pytest.raises(LocalProtocolError, match="invalid Content-Length"):
+            ready().send_response_bytes(200, [(b"content-length", b"-1")], b"hi")
+
+    @pytest.mark.parametrize(
+        ("request_bytes", "status"), [(b"HEAD / HTTP/1.1\r\n" + HOST + b"\r\n", 200), (GET, 204), (GET, 304)]
+    )
+    def test_send_response_bytes_without_a_body(self, request_bytes: bytes, status: int) -> None:
+        conn = ready(request_bytes)
+        conn.send_response_bytes(status, [], b"dropped")
+        (wire,) = conn.data_to_send()
+        assert wire.endswith(b"\r\n\r\n") and b"dropped" not in wire
+        assert states(conn) == (State.IDLE, State.IDLE)
+
+    def test_send_response_bytes_refuses_101(self) -> None:
+        conn = ready()
+        with pytest.raises(LocalProtocolError, match="101 has no body"):
+            conn.send_response_bytes(101, [], b"")
+        assert conn.data_to_send() == [] and states(conn) == (State.DONE, State.SEND_RESPONSE)
+
     def test_encode_chunk(self) -> None:
         assert encode_chunk(b"") == b""
         assert encode_chunk(b"a" * 255) == b"ff\r\n" + b"a" * 255 + b"\r\n"
