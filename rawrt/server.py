@@ -379,7 +379,7 @@ class ServerConnection:
                 else:
                     allow = ", ".join(route.allowed())
                     response = Response.text("Method Not Allowed\n", 405, [("allow", allow)])
-            else:
+            elif event.content_length != 0:  # a body to limit (a chunked one has no declared length)
                 limit = route.max_body_size.get(
                     method, route.max_body_size.get("*", self.limits.max_body_size)
                 )

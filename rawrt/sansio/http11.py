@@ -841,13 +841,14 @@ class HTTPConnection:
         # An exchange whose request failed (e.g. set_max_body_size raised) cannot be followed by another one.
         keep_alive = request.keep_alive and self.client_state is not State.ERROR
         content_length: int | None = None
-        out_headers: HeaderList = []
+        # The head's field lines, rendered as they are decided (no list of pairs to format afterwards).
+        lines: list[bytes] = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status]
         has_date = has_server = False
         connection_options: list[bytes] = []
         for name, value in headers:
             lname = name.lower()
             if lname not in _WRITER_OWNED:
-                out_headers.append((name, value))
+                lines.append(b"%b: %b\r\n" % (name, value))
                 continue
             if lname == b"content-length":
                 if abnf.CONTENT_LENGTH_RE.fullmatch(value) is None:
@@ -870,7 +871,7 @@ class HTTPConnection:
                 has_date = True
             else:  # server (the last of _WRITER_OWNED)
                 has_server = True
-            out_headers.append((name, value))
+            lines.append(b"%b: %b\r\n" % (name, value))
         if body_length is not None:
             content_length = body_length
         self.server_state = _SERVER_AFTER_RESPONSE
@@ -881,12 +882,12 @@ class HTTPConnection:
         if status in _NO_BODY_STATUSES:
             content_length = None  # RFC 9110 §8.6: never Content-Length in 204; 304 may, we need not
         elif content_length is not None:
-            out_headers.append((b"content-length", str(content_length).encode()))
+            lines.append(b"content-length: %d\r\n" % content_length)
             self._send_remaining = 0 if request.method == b"HEAD" else content_length
         elif request.method == b"HEAD":
             pass  # the length of a body we never send is unknown: omit it (RFC 9110 §9.3.2 allows that)
         elif request.http_version == b"1.1":
-            out_headers.append((b"transfer-encoding", b"chunked"))
+            lines.append(b"transfer-encoding: chunked\r\n")
             self._send_chunked = True
         else:
             keep_alive = False  # RFC 9112 §6.3 rule 8: close-delimited is the only framing left for 1.0
@@ -899,13 +900,14 @@ class HTTPConnection:
         elif request.http_version == b"1.0":
             connection_options.insert(0, b"keep-alive")
         if connection_options:
-            out_headers.append((b"connection", b", ".join(connection_options)))
+            lines.append(b"connection: %b\r\n" % b", ".join(connection_options))
         self._response_keep_alive = keep_alive
         if not has_date and date:
-            out_headers.append((b"date", date))
+            lines.append(b"date: %b\r\n" % date)
         if not has_server and server:
-            out_headers.append((b"server", server))
-        return self._head(status, out_headers, b"")
+            lines.append(b"server: %b\r\n" % server)
+        lines.append(b"\r\n")
+        return b"".join(lines)
 
     @staticmethod
     def _head(status: int, headers: HeaderSequence, date: bytes) -> bytes:
