@@ -9,6 +9,8 @@ KIND is one of:
   the same opcode, with the same two extra routes. Keepalive is off and messages may be 16 MiB, as in
   rawrt's demo ``/ws``; permessage-deflate uses websockets' defaults (server window 12 bits, memLevel 5,
   the client asked for a 12-bit window if it allows one), which are rawrt's defaults too.
+* ``websockets-pure``: the same websockets server with its C extension (``websockets.speedups``, which
+  only unmasks) blocked, so it masks in pure Python as rawrt does (``bench_masking.py`` uses it).
 * ``tcp``: a raw TCP echo server (an asyncio ``Protocol`` writing back what it reads), the ceiling that
   shows the load generator is not the bottleneck.
 
@@ -163,7 +165,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("kind", choices=["rawrt", "websockets", "tcp"])
+    parser.add_argument("kind", choices=["rawrt", "websockets", "websockets-pure", "tcp"])
     parser.add_argument("port", type=int)
     parser.add_argument("--compression", choices=["on", "off"], default="off")
     args = parser.parse_args()
@@ -174,6 +176,10 @@ def main() -> None:
     if args.kind == "rawrt":
         coro = rawrt_main(args.port, compression)
     elif args.kind == "websockets":
+        coro = websockets_main(args.port, compression)
+    elif args.kind == "websockets-pure":
+        # websockets.frames falls back to websockets.utils.apply_mask when the import fails.
+        sys.modules["websockets.speedups"] = None  # type: ignore[assignment]
         coro = websockets_main(args.port, compression)
     else:
         coro = tcp_main(args.port)

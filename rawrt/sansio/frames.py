@@ -133,19 +133,22 @@ _PACK_BBQ = struct.Struct("!BBQ").pack
 #
 # Two pure-Python methods, chosen by size. Measured with timeit on CPython 3.11 (x86-64), best of 7, µs:
 #
-#   size       0     4     16    125   1 KiB  4 KiB  16 KiB  64 KiB  1 MiB
-#   big int    0.27  0.35  0.40  0.60  2.5    7.8    29.4    171     3285
-#   translate  0.90  1.03  1.03  1.16  2.6    7.8    26.8    106     1645
-#   per byte   0.45  0.67  1.14  5.25  39     157    606     -       -
+#   size       0     4     16    125   512   1 KiB  4 KiB  16 KiB  64 KiB
+#   big int    0.37  0.45  0.48  0.67  1.45  2.8    9.9    29      103
+#   translate  0.85  0.93  0.95  1.08  1.47  2.0    6.4    18      70
+#   per byte   0.45  0.67  1.14  5.25  -     39     157    606     -
 #
 # "big int" XORs the payload, read as one little-endian integer, with the key repeated to the same
-# length: one C-level pass each for from_bytes, xor, to_bytes. "translate" XORs each of the four
-# byte-lanes (data[i::4]) through a 256-byte lookup table; it has a fixed cost of four slices and
-# four slice assignments, but stays linear where big-int arithmetic starts to miss the cache. The two
-# cross at 4 KiB (within 2%); above it translate wins, by 1.6x at 64 KiB and 2x at 1 MiB. Below it big
-# int wins by 2-3x on small frames, which is what chat-like traffic is made of. The per-byte generator
-# (the naive oracle the tests use) is never the fastest.
-_TRANSLATE_THRESHOLD = 4096
+# length: one C-level pass each for from_bytes, xor, to_bytes. "translate" copies the payload into a
+# bytearray and XORs each of its four byte-lanes (buf[i::4]) in place through a 256-byte lookup table; it
+# has a fixed cost of four strided slices and four slice assignments, but stays linear where big-int
+# arithmetic starts to miss the cache. A bytearray, not bytes: its strided slices and translate() ran
+# about twice as fast as bytes' here (64 KiB: 70 µs against 103 µs for the same steps on bytes). The two
+# methods cross at 512 bytes; above it translate wins (1.4x at 1 KiB, 1.5x at 64 KiB), below it big int
+# wins by up to 2x on the small frames chat-like traffic is made of. The per-byte generator (the naive
+# oracle the tests use) is never the fastest. websockets' C extension unmasks 64 KiB in about 1.3 µs:
+# see docs/benchmarks.md, section "WebSocket unmasking".
+_TRANSLATE_THRESHOLD = 512
 
 # XOR tables for translate(): _XOR_TABLES[k][b] == b ^ k. 256 tables x 256 bytes = 64 KiB, built lazily
 # per key byte so an idle server pays nothing.
@@ -165,7 +168,7 @@ def apply_mask(data: BytesLike, key: BytesLike) -> bytes:
     Masking and unmasking are the same operation, so ``apply_mask(apply_mask(d, k), k) == d``.
 
     Args:
-        data: the payload to mask or unmask.
+        data: the payload to mask or unmask (left unchanged).
         key: exactly 4 bytes.
 
     Returns:
@@ -178,15 +181,13 @@ def apply_mask(data: BytesLike, key: BytesLike) -> bytes:
         # key * (n // 4 + 1) is at most 3 bytes too long; slicing is cheaper than divmod + concat.
         mask = (bytes(key) * ((n >> 2) + 1))[:n]
         return (int.from_bytes(data, "little") ^ int.from_bytes(mask, "little")).to_bytes(n, "little")
-    if isinstance(data, memoryview):
-        data = data.tobytes()  # memoryview has no translate()
-    out = bytearray(n)
+    buf = bytearray(data)  # our own copy, XORed in place
     k0, k1, k2, k3 = key
-    out[0::4] = data[0::4].translate(_xor_table(k0))
-    out[1::4] = data[1::4].translate(_xor_table(k1))
-    out[2::4] = data[2::4].translate(_xor_table(k2))
-    out[3::4] = data[3::4].translate(_xor_table(k3))
-    return bytes(out)
+    buf[0::4] = buf[0::4].translate(_xor_table(k0))
+    buf[1::4] = buf[1::4].translate(_xor_table(k1))
+    buf[2::4] = buf[2::4].translate(_xor_table(k2))
+    buf[3::4] = buf[3::4].translate(_xor_table(k3))
+    return bytes(buf)
 
 
 # --- Reading -----------------------------------------------------------------------------------------------

@@ -280,7 +280,8 @@ class TestClose:
 class TestMasking:
     """RFC 6455 §5.3: client-to-server masking."""
 
-    @pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 16, 125, 4095, 4096, 4097, 65536])
+    # Both methods, and each side of the size at which apply_mask switches from one to the other.
+    @pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 16, 125, 511, 512, 513, 4096, 4097, 65536])
     def test_sizes_match_oracle(self, size: int) -> None:
         data = bytes(i * 7 % 256 for i in range(size))
         assert apply_mask(data, RFC_KEY) == naive_mask(data, RFC_KEY)
@@ -293,6 +294,11 @@ class TestMasking:
         masked = apply_mask(data, key)
         assert masked == naive_mask(data, key)
         assert apply_mask(masked, key) == data
+
+    def test_leaves_its_input_alone(self) -> None:
+        data = bytearray(range(256)) * 8  # the translate method XORs a copy in place, never the caller's
+        apply_mask(data, RFC_KEY)
+        assert data == bytearray(range(256)) * 8
 
     def test_returns_bytes(self) -> None:
         assert type(apply_mask(bytearray(5000), RFC_KEY)) is bytes
