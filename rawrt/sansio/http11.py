@@ -264,7 +264,7 @@ class HTTPConnection:
     @property
     def buffered_bytes(self) -> int:
         """How many received bytes are not parsed yet (a partial head, a pipelined request...)."""
-        return len(self._buffer)
+        return len(self._buffer.data)  # not len(self._buffer): one Python call less, three times a request
 
     @property
     def trailing_data(self) -> bytes:
