@@ -60,6 +60,13 @@ T = TypeVar("T")
 LINGER_TIMEOUT = 2.0
 
 
+#: An upgraded connection's parser, shared by all of them (see :meth:`ServerConnection.upgraded`). It stays
+#: IDLE and empty: nothing feeds it, so a handshake request's ``body()`` is simply empty.
+_UPGRADED = http11.HTTPConnection()
+#: An upgraded connection's event deque, shared too (a deque costs ~760 bytes at once); never appended to.
+_NO_EVENTS: deque[http11.Event] = deque(maxlen=0)
+
+
 class _ClientGone(Exception):
     """The client closed or reset the connection: stop quietly."""
 
@@ -177,6 +184,10 @@ class ServerConnection:
         """Return when the client has gone away, or the server is shutting down (see :class:`Request`)."""
         if self._disconnected:
             return
+        if self.websocket is not None:
+            # Upgraded: the WebSocket reads the socket now, and its end is the client's going away.
+            await self.websocket.wait_closed()
+            return
         if self._watcher is None:
             self._watcher = asyncio.get_running_loop().create_task(self._watch())
         shutdown = self.server.shutdown_event
@@ -221,13 +232,16 @@ class ServerConnection:
 
     # ------------------------------------------------------------------------------------ the exchange
 
-    def release_streams(self) -> None:
-        """A WebSocket took the transport over (see ``WebSocket._take_over``): let the streams go.
+    def upgraded(self) -> None:
+        """A WebSocket took the transport over (see ``WebSocket._take_over``): let the HTTP machinery go.
 
-        Nothing on this connection reads or writes through them again (:meth:`run` leaves the close to the
-        WebSocket), and an idle WebSocket should not pay for them (docs/topics/memory.md).
+        Nothing on this connection reads, parses or writes HTTP again (:meth:`run` leaves the close to the
+        WebSocket), and an idle WebSocket should not pay for the streams, the parser with its buffers and
+        request event, or the event deque (docs/topics/memory.md).
         """
         self.reader = self.writer = None  # type: ignore[assignment]
+        self.conn = _UPGRADED
+        self.events = _NO_EVENTS
 
     async def run(self) -> None:
         """Serve requests until the connection ends; never raises."""

@@ -61,8 +61,6 @@ __all__ = ["WebSocket", "connect", "broadcast", "upgrade", "handshake", "Session
 error_log = logging.getLogger("rawrt.error")
 trace_log = logging.getLogger("rawrt.trace")
 
-#: Shared by every upgraded ServerConnection in place of its own deque (a deque costs ~760 bytes at once).
-_NO_EVENTS: deque[Any] = deque(maxlen=0)
 #: The message queue of a WebSocket that has received none yet (empty, never appended to).
 _NO_MESSAGES: deque[Any] = deque(maxlen=0)
 
@@ -754,10 +752,10 @@ async def handshake(conn: ServerConnection, route: Route, event: Any, request: R
         initial=http.trailing_data,
     )
     conn.websocket = ws
-    conn.release_streams()
-    # The HTTP exchange is over for good: let its (always preallocated) event deque go for the life of
-    # the WebSocket; nothing reads or appends events on an upgraded connection.
-    conn.events = _NO_EVENTS
+    conn.upgraded()
+    # Held for the app (ws.request.headers) but rarely read again: one bytes object instead of a list of
+    # pairs until then.
+    request.headers.pack()
     conn.server.websockets.add(ws)
     handler = route.websocket
     assert handler is not None
