@@ -1,6 +1,6 @@
 """The asyncio server: one task per TCP connection, driving :class:`rawrt.sansio.http11.HTTPConnection`.
 
-Strategy (hypercorn's ``tcp_server.py`` shape, on ``asyncio.start_server`` streams):
+Strategy (hypercorn's ``tcp_server.py`` shape, on asyncio streams as ``asyncio.start_server`` makes them):
 
 * The connection task reads ``reader.read(MAX_RECV)`` under a timeout, feeds the bytes to the sans-IO
   connection, and handles its events one exchange at a time. Pipelined requests are therefore answered in

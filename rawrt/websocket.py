@@ -1,16 +1,18 @@
-"""WebSocket on asyncio streams: the object handlers and clients use, the server upgrade, and the client.
+"""WebSocket over asyncio: the object handlers and clients use, the server upgrade, and the client.
 
 Strategy
 --------
-:class:`WebSocket` wraps a sans-IO :class:`~rawrt.sansio.websocket.WebSocketConnection`. One *reader task*
-per connection reads the socket, feeds the connection, writes its automatic answers (pong, close echo) at
-once, and queues complete messages for :meth:`WebSocket.recv`; so a handler that only sends still answers
-pings and notices a close. The queue is bounded (``Limits.ws_max_queue``): when it is full the reader stops
+:class:`WebSocket` wraps a sans-IO :class:`~rawrt.sansio.websocket.WebSocketConnection`. The opening
+handshake is read and written on asyncio streams; after it the WebSocket takes the transport over and is its
+:class:`asyncio.Protocol` (no stream objects and no reader task per connection: docs/topics/memory.md).
+``data_received`` feeds the connection, writes its automatic answers (pong, close echo) at once, and queues
+complete messages for :meth:`WebSocket.recv`; so a handler that only sends still answers pings and notices a
+close. The queue is bounded (``Limits.ws_max_queue``): when it is full the WebSocket pauses the transport's
 reading, and TCP flow control pushes back on the peer.
 
 Sending is synchronous down to ``transport.write``; when the transport holds more than
-``Limits.ws_write_high_water`` bytes, :meth:`WebSocket.send` waits for it to drain (backpressure), one
-waiter at a time.
+``Limits.ws_write_high_water`` bytes it pauses our writing, and :meth:`WebSocket.send` waits until it
+resumes (backpressure), one waiter at a time.
 
 Keepalive pings are timer callbacks, not tasks: a ping every ``ws_ping_interval``, and a peer that does not
 answer within ``ws_ping_timeout`` is closed with 1011 (the idle connection then costs no task). The close
@@ -284,7 +286,7 @@ class WebSocket(asyncio.Protocol):
         elif state is State.OPEN and len(self._messages) >= self.limits.ws_max_queue:
             # Backpressure (STYLE §1): stop reading until the app takes messages. Not once we are closing:
             # the peer's close frame must still be read, whoever takes the messages.
-            if not self._reading_paused:
+            if not self._reading_paused and not self._transport.is_closing():
                 self._reading_paused = True
                 self._transport.pause_reading()
 
