@@ -381,8 +381,9 @@ class WebSocket(asyncio.Protocol):
                 self._tracer.sent(data)
             if not self._transport.is_closing():
                 self._transport.write(data)
-        if eof:
-            # The sans-IO connection says: close our write side. A server closes TCP first (§7.1.1).
+        if eof and not self._transport.is_closing():
+            # The sans-IO connection says: close our write side. A server closes TCP first (§7.1.1). Not
+            # on a transport that is already closing or lost (uvloop's write_eof() raises on one).
             if self.protocol.role is Role.SERVER:
                 self._transport.close()
             elif self._transport.can_write_eof():
