@@ -87,6 +87,8 @@ async def main(connections: int, top: int, group: str, frames: int) -> None:
                 frame = f
                 break
         name = Path(frame.filename).name
+        if "/rawrt/sansio/" in frame.filename:
+            name = f"sansio/{name}"  # rawrt/websocket.py and rawrt/sansio/websocket.py share a name
         key = name if group == "file" else f"{name}:{frame.lineno}"
         grouped[key] = grouped.get(key, 0) + stat.size_diff
         counts[key] = counts.get(key, 0) + stat.count_diff

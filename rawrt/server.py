@@ -1,6 +1,6 @@
 """The asyncio server: one task per TCP connection, driving :class:`rawrt.sansio.http11.HTTPConnection`.
 
-Strategy (hypercorn's ``tcp_server.py`` shape, on ``asyncio.start_server`` streams):
+Strategy (hypercorn's ``tcp_server.py`` shape, on asyncio streams as ``asyncio.start_server`` makes them):
 
 * The connection task reads ``reader.read(MAX_RECV)`` under a timeout, feeds the bytes to the sans-IO
   connection, and handles its events one exchange at a time. Pipelined requests are therefore answered in
@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from .app import App, Request, Response, StreamingResponse
 from .errors import LimitExceeded, LocalProtocolError, ProtocolError, RemoteProtocolError
@@ -58,6 +58,13 @@ T = TypeVar("T")
 #: response and notice it, short enough that a client that keeps sending cannot hold the connection.
 #: Apache lingers up to 2 s per read (``MAX_SECS_TO_LINGER`` caps the total at 30 s).
 LINGER_TIMEOUT = 2.0
+
+
+#: An upgraded connection's parser, shared by all of them (see :meth:`ServerConnection.upgraded`). It stays
+#: IDLE and empty: nothing feeds it, so a handshake request's ``body()`` is simply empty.
+_UPGRADED = http11.HTTPConnection()
+#: An upgraded connection's event deque, shared too (a deque costs ~760 bytes at once); never appended to.
+_NO_EVENTS: deque[http11.Event] = deque(maxlen=0)
 
 
 class _ClientGone(Exception):
@@ -151,7 +158,7 @@ class ServerConnection:
 
     async def _drain(self, timeout: float | None = None, high_water: int | None = None) -> None:
         """Wait for the transport to take our output when it holds more than ``high_water`` bytes."""
-        transport = self.writer.transport
+        transport = self.transport
         limit = self.limits.write_high_water if high_water is None else high_water
         if transport.get_write_buffer_size() > limit or transport.is_closing():
             if timeout is None:
@@ -176,6 +183,10 @@ class ServerConnection:
     async def wait_disconnected(self) -> None:
         """Return when the client has gone away, or the server is shutting down (see :class:`Request`)."""
         if self._disconnected:
+            return
+        if self.websocket is not None:
+            # Upgraded: the WebSocket reads the socket now, and its end is the client's going away.
+            await self.websocket.wait_closed()
             return
         if self._watcher is None:
             self._watcher = asyncio.get_running_loop().create_task(self._watch())
@@ -221,9 +232,24 @@ class ServerConnection:
 
     # ------------------------------------------------------------------------------------ the exchange
 
+    def upgraded(self) -> None:
+        """A WebSocket took the transport over (see ``WebSocket._take_over``): let the HTTP machinery go.
+
+        Nothing on this connection reads, parses or writes HTTP again (:meth:`run` leaves the close to the
+        WebSocket), and an idle WebSocket should not pay for the streams, the parser with its buffers and
+        request event, or the event deque (docs/topics/memory.md).
+        """
+        self.reader = self.writer = None  # type: ignore[assignment]
+        self.conn = _UPGRADED
+        self.events = _NO_EVENTS
+
     async def run(self) -> None:
         """Serve requests until the connection ends; never raises."""
-        self.task = asyncio.current_task()
+        task = self.task = asyncio.current_task()
+        if task is not None:
+            # Tracked for the graceful shutdown; discarded at the end of the finally clause below, which
+            # costs less per connection than a done callback.
+            self.server._tasks.add(task)
         linger = False
         try:
             await self._serve()
@@ -241,14 +267,18 @@ class ServerConnection:
         except Exception:  # pragma: no cover - a bug in rawrt itself
             error_log.exception("unexpected error on connection from %s", self.client)
         finally:
-            await self._stop_watching()
-            self.server.connections.discard(self)
-            if self.websocket is None:
-                if linger:
-                    await self._linger()
-                self.writer.close()
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self.writer.wait_closed(), 1.0)
+            try:
+                await self._stop_watching()
+                self.server.connections.discard(self)
+                if self.websocket is None:
+                    if linger:
+                        await self._linger()
+                    self.writer.close()
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(self.writer.wait_closed(), 1.0)
+            finally:
+                if task is not None:
+                    self.server._tasks.discard(task)
 
     async def _linger(self) -> None:
         """Close in stages when the client may still be sending (an error answered mid-request).
@@ -425,7 +455,7 @@ class ServerConnection:
                 response.status, headers, response.body, date=http_date(), validated=True
             )
             keep = self._flush()
-            if self.writer.transport.get_write_buffer_size() > self.limits.write_high_water:
+            if self.transport.get_write_buffer_size() > self.limits.write_high_water:
                 await self._drain()
         else:
             keep = await self._stream(response)
@@ -591,6 +621,41 @@ async def _close_in_stages(reader: asyncio.StreamReader, writer: asyncio.StreamW
         await asyncio.wait_for(discard(), LINGER_TIMEOUT)
 
 
+class _StreamProtocol(asyncio.StreamReaderProtocol):
+    """``asyncio.start_server``'s per-connection protocol, minus the done callback it adds to each task.
+
+    That callback holds the protocol, so the stream objects would live as long as the connection's task
+    even after a WebSocket has taken the transport over (docs/topics/memory.md). The connection's task
+    never raises (:meth:`ServerConnection.run`), so the callback, which reports exceptions, has no work.
+    """
+
+    def __init__(self, server: Server, loop: asyncio.AbstractEventLoop) -> None:
+        reader = asyncio.StreamReader(limit=MAX_RECV, loop=loop)
+        super().__init__(reader, loop=loop)
+        # The base class keeps only a weak reference to the reader; the writer holds it once connected.
+        self._rawrt_reader: asyncio.StreamReader | None = reader
+        self._rawrt_server = server
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        reader, self._rawrt_reader = self._rawrt_reader, None
+        assert reader is not None
+        loop = asyncio.get_running_loop()
+        # A stream server's transport is a full transport (typeshed only promises a BaseTransport here).
+        writer = asyncio.StreamWriter(cast(asyncio.Transport, transport), self, reader, loop)
+        self._rawrt_server._accept(reader, writer)
+
+
+async def _refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Close after the 503 of a server at capacity."""
+    # The client has usually sent its request already: close in stages, or the reset that unread request
+    # provokes would erase our 503 before the client reads it (RFC 9112 §9.6).
+    try:
+        await _close_in_stages(reader, writer)
+    finally:
+        writer.close()
+
+
 def _internal_error() -> ProtocolError:
     return ProtocolError("internal server error", status_hint=500)
 
@@ -645,8 +710,8 @@ class Server:
         """Listen on ``host:port`` (port 0 picks a free port; see :attr:`port`)."""
         loop = asyncio.get_running_loop()
         self.loop_time = loop.time
-        self._server = await asyncio.start_server(
-            self._accept, host, port, ssl=self.ssl, limit=MAX_RECV, backlog=1024
+        self._server = await loop.create_server(
+            lambda: _StreamProtocol(self, loop), host, port, ssl=self.ssl, backlog=1024
         )
         self._reaper = loop.create_task(self._reap())
         for hook in self.app.on_startup:
@@ -672,30 +737,27 @@ class Server:
                 if conn.deadline and conn.deadline <= now:
                     conn.time_out()
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Not a coroutine function: it starts the connection's task, so no frame of its own stays suspended
+        # (holding the streams) for the connection's whole life.
         if self.closing:
             writer.close()
             return
+        loop = asyncio.get_running_loop()
         if len(self.connections) >= self.limits.max_connections:
             # Over the cap: a one-shot 503 (RFC 9110 §15.6.4) so the client knows to retry, then close.
             writer.write(
                 b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
                 b"content-length: 20\r\nretry-after: 1\r\nconnection: close\r\n\r\nserver at capacity.\n"
             )
-            # The client has usually sent its request already: close in stages, or the reset that unread
-            # request provokes would erase our 503 before the client reads it (RFC 9112 §9.6).
-            try:
-                await _close_in_stages(reader, writer)
-            finally:
-                writer.close()
+            task = loop.create_task(_refuse(reader, writer))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
             return
         conn = ServerConnection(self, reader, writer)
         self.connections.add(conn)
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        await conn.run()
+        # run() discards its task from _tasks when it ends.
+        self._tasks.add(loop.create_task(conn.run()))
 
     async def shutdown(self, timeout: float | None = None) -> None:
         """Graceful shutdown: stop accepting, close idle connections, close WebSockets with 1001, let

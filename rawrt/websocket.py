@@ -1,16 +1,18 @@
-"""WebSocket on asyncio streams: the object handlers and clients use, the server upgrade, and the client.
+"""WebSocket over asyncio: the object handlers and clients use, the server upgrade, and the client.
 
 Strategy
 --------
-:class:`WebSocket` wraps a sans-IO :class:`~rawrt.sansio.websocket.WebSocketConnection`. One *reader task*
-per connection reads the socket, feeds the connection, writes its automatic answers (pong, close echo) at
-once, and queues complete messages for :meth:`WebSocket.recv`; so a handler that only sends still answers
-pings and notices a close. The queue is bounded (``Limits.ws_max_queue``): when it is full the reader stops
+:class:`WebSocket` wraps a sans-IO :class:`~rawrt.sansio.websocket.WebSocketConnection`. The opening
+handshake is read and written on asyncio streams; after it the WebSocket takes the transport over and is its
+:class:`asyncio.Protocol` (no stream objects and no reader task per connection: docs/topics/memory.md).
+``data_received`` feeds the connection, writes its automatic answers (pong, close echo) at once, and queues
+complete messages for :meth:`WebSocket.recv`; so a handler that only sends still answers pings and notices a
+close. The queue is bounded (``Limits.ws_max_queue``): when it is full the WebSocket pauses the transport's
 reading, and TCP flow control pushes back on the peer.
 
 Sending is synchronous down to ``transport.write``; when the transport holds more than
-``Limits.ws_write_high_water`` bytes, :meth:`WebSocket.send` waits for it to drain (backpressure), one
-waiter at a time.
+``Limits.ws_write_high_water`` bytes it pauses our writing, and :meth:`WebSocket.send` waits until it
+resumes (backpressure), one waiter at a time.
 
 Keepalive pings are timer callbacks, not tasks: a ping every ``ws_ping_interval``, and a peer that does not
 answer within ``ws_ping_timeout`` is closed with 1011 (the idle connection then costs no task). The close
@@ -31,7 +33,7 @@ import secrets
 import ssl as _ssl
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from .errors import ConnectionClosed, HandshakeError, LocalProtocolError, ProtocolError
@@ -61,19 +63,33 @@ __all__ = ["WebSocket", "connect", "broadcast", "upgrade", "handshake", "Session
 error_log = logging.getLogger("rawrt.error")
 trace_log = logging.getLogger("rawrt.trace")
 
-#: Shared by every upgraded ServerConnection in place of its own deque (a deque costs ~760 bytes at once).
-_NO_EVENTS: deque[Any] = deque(maxlen=0)
 #: The message queue of a WebSocket that has received none yet (empty, never appended to).
 _NO_MESSAGES: deque[Any] = deque(maxlen=0)
 
 Message = str | bytes
 
 
-class WebSocket:
+class _Detached(asyncio.WriteTransport):
+    """What a StreamWriter points at once its transport was taken over (see ``WebSocket._take_over``)."""
+
+    def is_closing(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+_DETACHED = _Detached()
+
+
+class WebSocket(asyncio.Protocol):
     """An open WebSocket, on the server (given to ``@app.websocket`` handlers) or the client side.
 
     Iterate over it for messages (``str`` for text, ``bytes`` for binary); iteration ends when the
     connection closes. :attr:`close_code` and :attr:`close_reason` then say how.
+
+    After the opening handshake the WebSocket takes the transport over from the asyncio streams and is its
+    :class:`asyncio.Protocol`: ``data_received`` and the other protocol callbacks are internal, not API.
 
     Attributes:
         request: the opening handshake's request (server side), with its headers and query.
@@ -99,19 +115,22 @@ class WebSocket:
         self.subprotocol = subprotocol
         self.headers = headers if headers is not None else Headers()
         self.request = request
-        self._reader = reader
-        self._writer = writer
-        self._transport = writer.transport
-        # send() waits above ws_write_high_water; drain() only blocks once the transport pauses, at its own
-        # high-water mark (64 KiB by default), so make the two the same.
-        self._transport.set_write_buffer_limits(high=limits.ws_write_high_water)
+        # A stream's transport reads too (typeshed only promises a WriteTransport).
+        self._transport = cast(asyncio.Transport, writer.transport)
         self._loop = asyncio.get_running_loop()
         # Allocated on the first message: a deque costs ~760 bytes at once, and many connections (broadcast
         # listeners) never receive one (docs/topics/memory.md).
         self._messages: deque[Message] = _NO_MESSAGES
         self._recv_waiter: asyncio.Future[None] | None = None
-        self._resume_reading: asyncio.Future[None] | None = None
+        #: We paused the transport's reading because the message queue is full (backpressure).
+        self._reading_paused = False
+        #: The transport asked us to stop writing (its buffer is above ws_write_high_water).
+        self._writing_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
         self._drain_lock: asyncio.Lock | None = None
+        #: connection_lost() has run (or the transport was already gone when we took it over).
+        self._lost = False
+        self._lost_waiter: asyncio.Future[None] | None = None
         # Write coalescing (see send()): bytes of frames left in the sans-IO output, and the flush that
         # bounds how long they wait.
         self._deferred = 0
@@ -120,11 +139,60 @@ class WebSocket:
         self._closed = self._loop.create_future()
         self._keepalive: asyncio.TimerHandle | None = None
         self._ping_deadline: asyncio.TimerHandle | None = None
+        #: A client's wait for the server to close TCP after the close handshake (RFC 6455 §7.1.1).
+        self._close_timer: asyncio.TimerHandle | None = None
         self._tracer = _Tracer(protocol.role) if trace else None
         self._logged = False
-        self._reader_task = self._loop.create_task(self._read_loop(initial))
+        initial, eof = self._take_over(reader, writer, initial)
         if limits.ws_ping_interval is not None:
             self._keepalive = self._loop.call_later(limits.ws_ping_interval, self._send_keepalive)
+        # Bytes that arrived behind the opening handshake are the first frames (a client need not wait for
+        # the 101 before sending): they are handled before anything else is read.
+        if initial:
+            self.data_received(initial)
+        if eof:
+            self.eof_received()
+
+    def _take_over(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, initial: bytes
+    ) -> tuple[bytes, bool]:
+        """Make this WebSocket the transport's protocol, in place of the streams that read the handshake.
+
+        A protocol instead of streams saves, per connection, the ``StreamReader``, its protocol and writer
+        (with a 64-slot deque for drain waiters), a reader task and its suspended ``read()`` frames, and a
+        task switch per received batch (docs/topics/memory.md). Runs with no ``await`` in between, so no
+        byte can slip past: what the stream buffered but nobody read yet joins ``initial``.
+
+        Returns:
+            The bytes to handle first, and whether the peer's EOF (or the connection's loss) came with them.
+        """
+        transport = self._transport
+        old = transport.get_protocol()
+        # asyncio has no public non-blocking read: take the StreamReader's buffer directly (a bytearray, in
+        # every asyncio since 3.4). Usually empty: the handshake's read took all there was.
+        buffered: bytearray | None = getattr(reader, "_buffer", None)
+        if buffered:
+            initial += bytes(buffered)
+            buffered.clear()
+        eof = reader.at_eof() or reader.exception() is not None
+        # The transport was already closed (by the peer): no connection_lost() will come to us.
+        self._lost = transport.is_closing()
+        transport.set_protocol(self)
+        # A stream protocol that was paused for writing stays paused in the transport's eyes, which will
+        # call resume_writing() on us now.
+        self._writing_paused = bool(getattr(old, "_paused", False))
+        if isinstance(old, asyncio.StreamReaderProtocol):
+            # For the stream protocol the connection is gone. Telling it so also drops its references to
+            # the reader and writer, so they are freed now rather than by the cycle collector.
+            old.connection_lost(None)
+        # A StreamWriter collected while its transport is open closes it (asyncio's guard against leaked
+        # streams). The transport is ours now: the writer gets a closed stand-in, so dropping it is safe.
+        writer._transport = _DETACHED  # type: ignore[attr-defined]
+        # send() waits above ws_write_high_water; make that the transport's own pause threshold.
+        transport.set_write_buffer_limits(high=self.limits.ws_write_high_water)
+        if not eof and not self._lost and not transport.is_reading():
+            transport.resume_reading()  # the StreamReader paused it (its buffer was full); we read now
+        return initial, eof
 
     # ---------------------------------------------------------------------------------------- state
 
@@ -147,67 +215,86 @@ class WebSocket:
         """Return once the connection is fully closed."""
         await asyncio.shield(self._closed)
 
-    # ---------------------------------------------------------------------------------------- reading
+    # ------------------------------------------------------------------- reading (asyncio.Protocol)
 
-    async def _read_loop(self, initial: bytes) -> None:
+    def data_received(self, data: bytes) -> None:
         protocol = self.protocol
-        reader = self._reader
-        max_queue = self.limits.ws_max_queue
-        # Bytes that arrived behind the opening handshake are the first frames (a client need not wait
-        # for the 101 before sending): they are handled before anything is read.
-        data = initial
-        try:
-            while protocol.state is not State.CLOSED:
-                if not initial:
-                    data = await reader.read(MAX_RECV)
-                initial = b""
-                if self._tracer is not None:
-                    self._tracer.received(data)
-                if data:
-                    protocol.receive_data(data)
-                else:
-                    protocol.receive_eof()
-                self._flush()
-                for event in protocol.events_received():
-                    kind = type(event)
-                    if kind is TextMessage or kind is BinaryMessage:
-                        if self._messages is _NO_MESSAGES:
-                            self._messages = deque()
-                        self._messages.append(event.data)  # type: ignore[union-attr]
-                        waiter = self._recv_waiter
-                        if waiter is not None and not waiter.done():
-                            waiter.set_result(None)
-                    elif kind is Pong:
-                        self._pong(event.payload)  # type: ignore[union-attr]
-                    elif kind is Ping or kind is CloseReceived:
-                        pass  # answered by the sans-IO connection already (pong, close echo)
-                failure = protocol.failure
-                if failure is not None and not isinstance(failure, ProtocolError) and not self._logged:
-                    self._logged = True  # a bug in rawrt, answered with 1011: log it once
-                    error_log.error("WebSocket failed with an internal error", exc_info=failure)
-                state: State = protocol.state  # (re-read: receive_data may have closed it)
-                if len(self._messages) >= max_queue and state is State.OPEN:
-                    # Backpressure (STYLE §1): stop reading until the app takes messages. Not once we are
-                    # closing: the peer's close frame must still be read, whoever takes the messages.
-                    self._resume_reading = self._loop.create_future()
-                    await self._resume_reading
-            if protocol.role is Role.CLIENT and data:
+        if protocol.state is State.CLOSED:
+            return  # §5.5.1: nothing after a close frame is a frame (a client waiting for the server's EOF)
+        if self._tracer is not None:
+            self._tracer.received(data)
+        protocol.receive_data(data)
+        self._process(eof=False)
+
+    def eof_received(self) -> bool | None:
+        if self.protocol.state is not State.CLOSED:
+            self.protocol.receive_eof()
+            self._process(eof=True)
+        self._finish()
+        return None  # the transport closes itself: nothing more can come, and the close is answered
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        if self.protocol.state is not State.CLOSED:
+            # A reset, an abort, or a close without the peer's close frame: 1006 (§7.1.5).
+            self.protocol.receive_eof()
+            self._process(eof=True)
+        for waiter in (self._drain_waiter, self._lost_waiter):
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        self._finish()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _process(self, *, eof: bool) -> None:
+        """Write the sans-IO connection's answers, queue its messages, and apply backpressure."""
+        protocol = self.protocol
+        self._flush()
+        for event in protocol.events_received():
+            kind = type(event)
+            if kind is TextMessage or kind is BinaryMessage:
+                if self._messages is _NO_MESSAGES:
+                    self._messages = deque()
+                self._messages.append(event.data)  # type: ignore[union-attr]
+                waiter = self._recv_waiter
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+            elif kind is Pong:
+                self._pong(event.payload)  # type: ignore[union-attr]
+            elif kind is Ping or kind is CloseReceived:
+                pass  # answered by the sans-IO connection already (pong, close echo)
+        failure = protocol.failure
+        if failure is not None and not isinstance(failure, ProtocolError) and not self._logged:
+            self._logged = True  # a bug in rawrt, answered with 1011: log it once
+            error_log.error("WebSocket failed with an internal error", exc_info=failure)
+        state: State = protocol.state  # (re-read: receive_data may have closed it)
+        if state is State.CLOSED:
+            if eof or protocol.role is Role.SERVER:
+                self._finish()
+            elif self._close_timer is None:
                 # RFC 6455 §7.1.1: the server closes TCP first. recv() learns of the close now; TCP waits
                 # for the server's EOF, at most ws_close_timeout, and is closed anyway after that.
                 self._wake_recv()
-                with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
-                    await asyncio.wait_for(self._discard_until_eof(), self.limits.ws_close_timeout)
-        except (ConnectionError, OSError):
-            protocol.receive_eof()
-        except asyncio.CancelledError:
-            pass
-        finally:
-            self._finish()
+                self._close_timer = self._loop.call_later(self.limits.ws_close_timeout, self._finish)
+        elif state is State.OPEN and len(self._messages) >= self.limits.ws_max_queue:
+            # Backpressure (STYLE §1): stop reading until the app takes messages. Not once we are closing:
+            # the peer's close frame must still be read, whoever takes the messages.
+            if not self._reading_paused and not self._transport.is_closing():
+                self._reading_paused = True
+                self._transport.pause_reading()
 
-    async def _discard_until_eof(self) -> None:
-        # §5.5.1: nothing after a close frame is a frame; the sans-IO connection discards it anyway.
-        while await self._reader.read(MAX_RECV):
-            pass
+    def _resume(self) -> None:
+        if self._reading_paused:
+            self._reading_paused = False
+            if not self._transport.is_closing():
+                self._transport.resume_reading()
 
     def _wake_recv(self) -> None:
         waiter = self._recv_waiter
@@ -215,8 +302,10 @@ class WebSocket:
             waiter.set_result(None)
 
     def _finish(self) -> None:
-        """The connection is over: wake everyone, stop timers, close TCP."""
-        for handle in (self._keepalive, self._ping_deadline):
+        """The connection is over: wake everyone, stop timers, close TCP. Runs once."""
+        if self._closed.done():
+            return
+        for handle in (self._keepalive, self._ping_deadline, self._close_timer):
             if handle is not None:
                 handle.cancel()
         self._wake_recv()
@@ -227,8 +316,16 @@ class WebSocket:
         self._pings.clear()
         if not self._transport.is_closing():
             self._transport.close()
-        if not self._closed.done():
-            self._closed.set_result(None)
+        self._closed.set_result(None)
+
+    async def _wait_lost(self, timeout: float) -> None:
+        """Wait, at most ``timeout`` seconds, for the transport to be closed for good."""
+        if self._lost:
+            return
+        if self._lost_waiter is None:
+            self._lost_waiter = self._loop.create_future()
+        with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._lost_waiter), timeout)
 
     async def recv(self) -> Message:
         """The next message.
@@ -242,7 +339,7 @@ class WebSocket:
         while not self._messages:
             # CLOSED with nothing queued: no message can follow (the parser discards everything now), even
             # while a client still waits for the server to close TCP.
-            if self._reader_task.done() or self.protocol.state is State.CLOSED:
+            if self._closed.done() or self.protocol.state is State.CLOSED:
                 raise ConnectionClosed(self.protocol.close_code, self.protocol.close_reason)
             if self._deferred:
                 self._flush()  # write the coalesced answers before waiting for more
@@ -252,10 +349,8 @@ class WebSocket:
             finally:
                 self._recv_waiter = None
         message = self._messages.popleft()
-        resume = self._resume_reading
-        if resume is not None and not resume.done():
-            resume.set_result(None)
-            self._resume_reading = None
+        if self._reading_paused:
+            self._resume()  # read the next batch; _process() pauses again if the queue is still full
         return message
 
     def __aiter__(self) -> AsyncIterator[Message]:
@@ -286,8 +381,9 @@ class WebSocket:
                 self._tracer.sent(data)
             if not self._transport.is_closing():
                 self._transport.write(data)
-        if eof:
-            # The sans-IO connection says: close our write side. A server closes TCP first (§7.1.1).
+        if eof and not self._transport.is_closing():
+            # The sans-IO connection says: close our write side. A server closes TCP first (§7.1.1). Not
+            # on a transport that is already closing or lost (uvloop's write_eof() raises on one).
             if self.protocol.role is Role.SERVER:
                 self._transport.close()
             elif self._transport.can_write_eof():
@@ -300,10 +396,15 @@ class WebSocket:
         if self._drain_lock is None:
             self._drain_lock = asyncio.Lock()
         async with self._drain_lock:
-            try:
-                await self._writer.drain()
-            except (ConnectionError, OSError):
-                raise ConnectionClosed(self.protocol.close_code, self.protocol.close_reason) from None
+            # Woken by resume_writing() (the transport took the data) or by connection_lost().
+            while self._writing_paused and not self._lost:
+                self._drain_waiter = self._loop.create_future()
+                try:
+                    await self._drain_waiter
+                finally:
+                    self._drain_waiter = None
+            if self._lost:
+                raise ConnectionClosed(self.protocol.close_code, self.protocol.close_reason)
 
     async def send(self, message: Message | Iterable[Message] | AsyncIterable[Message]) -> None:
         """Send a message: ``str`` as text, ``bytes`` as binary; an (async) iterable of pieces as one
@@ -435,22 +536,21 @@ class WebSocket:
             except ConnectionClosed:
                 pass
             self._flush()
-        resume = self._resume_reading
-        if resume is not None and not resume.done():
-            # Unblock the reader so it can see the peer's close frame; queued messages are dropped.
+        if self._reading_paused:
+            # Read again so the peer's close frame can be seen; queued messages are dropped.
             self._messages.clear()
-            resume.set_result(None)
+            self._resume()
         try:
-            await asyncio.wait_for(asyncio.shield(self._reader_task), self.limits.ws_close_timeout)
+            await asyncio.wait_for(asyncio.shield(self._closed), self.limits.ws_close_timeout)
         except (TimeoutError, asyncio.TimeoutError):
-            self._reader_task.cancel()
-            self._transport.abort()
+            self.abort()
         await self.wait_closed()
 
     def abort(self) -> None:
         """Drop the TCP connection at once, without a close handshake."""
         self._transport.abort()
-        self._reader_task.cancel()
+        # connection_lost() follows and finishes; this covers a transport that had already lost it.
+        self._finish()
 
 
 async def _aiter(items: Iterable[Message]) -> AsyncIterator[Message]:
@@ -588,8 +688,7 @@ class Session:
                     await asyncio.wait_for(ws.wait_closed(), limits.ws_close_timeout)
             except (TimeoutError, asyncio.TimeoutError):
                 ws.abort()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.writer.wait_closed(), 1.0)
+            await ws._wait_lost(1.0)
 
 
 async def handshake(conn: ServerConnection, route: Route, event: Any, request: Request) -> Session | bool:
@@ -656,9 +755,10 @@ async def handshake(conn: ServerConnection, route: Route, event: Any, request: R
         initial=http.trailing_data,
     )
     conn.websocket = ws
-    # The HTTP exchange is over for good: let its (always preallocated) event deque go for the life of
-    # the WebSocket; nothing reads or appends events on an upgraded connection.
-    conn.events = _NO_EVENTS
+    conn.upgraded()
+    # Held for the app (ws.request.headers) but rarely read again: one bytes object instead of a list of
+    # pairs until then.
+    request.headers.pack()
     conn.server.websockets.add(ws)
     handler = route.websocket
     assert handler is not None

@@ -27,11 +27,49 @@ class Headers:
         raw: ``(name, value)`` pairs, names in any case.
     """
 
-    __slots__ = ("raw", "_index")
+    __slots__ = ("_raw", "_packed", "_index")
 
     def __init__(self, raw: Iterable[tuple[bytes, bytes]] = ()) -> None:
-        self.raw: HeaderList = list(raw)
+        self._raw: HeaderList | None = list(raw)
+        #: The fields as ``name:value\n`` lines while packed (see :meth:`pack`); then ``_raw`` is None.
+        self._packed = b""
         self._index: dict[bytes, list[bytes]] | None = None
+
+    @property
+    def raw(self) -> HeaderList:
+        """The ``(name, value)`` pairs in received order and case (a list the caller may change)."""
+        raw = self._raw
+        if raw is None:
+            # Unpacked on first use after pack(), once: from then on the list is the fields.
+            lines = self._packed.split(b"\n")
+            lines.pop()  # the empty piece after the last newline
+            raw = self._raw = [(name, value) for name, _, value in (line.partition(b":") for line in lines)]
+            self._packed = b""
+        return raw
+
+    @raw.setter
+    def raw(self, raw: HeaderList) -> None:
+        self._raw = raw
+        self._packed = b""
+        self._index = None
+
+    def pack(self) -> None:
+        """Hold the fields as one bytes object until they are next looked at.
+
+        For headers kept long and rarely read (a WebSocket's handshake request lives as long as the
+        connection): a list of pairs costs about 150 bytes per field in objects, a bytes object one byte per
+        byte. Lossless, because a field name is a token (no ``:``) and no value holds a newline (RFC 9110
+        §5.5); fields that break that (only an app could build them) are left as they are.
+        """
+        raw = self._raw
+        if raw is None:
+            return
+        for name, value in raw:
+            if b":" in name or b"\n" in name or b"\n" in value:
+                return
+        self._packed = b"".join([b"%b:%b\n" % field for field in raw])
+        self._raw = None
+        self._index = None
 
     def _lookup(self) -> dict[bytes, list[bytes]]:
         # Built lazily: most requests are answered after one or two lookups, and many never look at all.

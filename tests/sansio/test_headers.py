@@ -65,6 +65,32 @@ class TestHeaders:
         headers = Headers()
         assert len(headers) == 0 and list(headers) == [] and "x" not in headers
 
+    def test_pack_is_lossless_and_unpacks_on_first_use(self) -> None:
+        fields = [*RAW, (b"Empty", b""), (b"Colons", b"a:b: c"), (b"Tab", b"x\ty")]
+        headers = Headers(fields)
+        headers.get_all("host")  # the index goes too: it is rebuilt from the unpacked fields
+        headers.pack()
+        assert headers._raw is None and headers._index is None
+        assert headers._packed == b"".join(b"%b:%b\n" % field for field in fields)
+        assert headers.get_all("accept") == [b"text/html", b"*/*"]
+        assert headers.raw == fields and headers._packed == b""
+        headers.pack()
+        headers.pack()  # packing packed fields changes nothing
+        assert headers.raw == fields
+
+    def test_pack_leaves_fields_that_would_not_round_trip(self) -> None:
+        for field in [(b"a:b", b"v"), (b"a\nb", b"v"), (b"n", b"line\nbreak")]:
+            headers = Headers([field])
+            headers.pack()
+            assert headers._raw == [field]
+
+    def test_raw_can_be_replaced(self) -> None:
+        headers = Headers(RAW)
+        headers.get_all("host")
+        headers.pack()
+        headers.raw = [(b"Host", b"other")]
+        assert headers.get("host") == "other" and len(headers) == 1
+
     @pytest.mark.parametrize(
         ("values", "token", "found"),
         [

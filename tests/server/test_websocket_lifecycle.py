@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import socket
 import struct
@@ -27,6 +28,7 @@ from rawrt.app import App
 from rawrt.errors import ConnectionClosed
 from rawrt.limits import KiB, Limits, MiB
 from rawrt.sansio.frames import apply_mask, encode_frame
+from rawrt.sansio.websocket import Role, WebSocketConnection
 from rawrt.server import Server
 from rawrt.websocket import WebSocket, broadcast
 
@@ -635,3 +637,69 @@ class TestBroadcast:
                     frames += 1
                 assert close_code(payload) == 1013
                 assert frames < sent_fast
+
+
+# -------------------------------------------------------------------------------------------- take-over
+
+
+async def stream_pair() -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Client]:
+    """The server's streams on one end of a socket pair, as after a handshake; a peer on the other."""
+    ours, theirs = socket.socketpair()
+    reader, writer = await asyncio.open_connection(sock=ours)
+    return reader, writer, Client(*await asyncio.open_connection(sock=theirs))
+
+
+async def stream_buffered(reader: asyncio.StreamReader, n: int, *, eof: bool = False) -> None:
+    """Wait until the StreamReader has buffered ``n`` bytes (and the EOF) that nobody read."""
+
+    async def wait() -> None:
+        while len(reader._buffer) < n or (eof and not reader._eof):  # type: ignore[attr-defined]
+            await asyncio.sleep(0.005)
+
+    await asyncio.wait_for(wait(), TIMEOUT)
+
+
+class TestTakeOver:
+    """After the handshake the WebSocket replaces the streams as the transport's protocol: the bytes behind
+    the head come first, then what the StreamReader buffered but nobody read, then new ones; nothing is lost
+    or reordered, and dropping the streams does not close the connection."""
+
+    @pytest.mark.asyncio
+    async def test_buffered_bytes_come_first_in_order(self) -> None:
+        reader, writer, peer = await stream_pair()
+        try:
+            wire = masked(0x1, b"one") + masked(0x1, b"two") + masked(0x1, b"three")
+            # wire[:5]: what the HTTP parser held behind the head; wire[5:14]: buffered by the StreamReader
+            # since the last read; the rest arrives after the take-over.
+            await peer.send(wire[5:14])
+            await stream_buffered(reader, 9)
+            ws = WebSocket(reader, writer, WebSocketConnection(Role.SERVER), limits=fast(), initial=wire[:5])
+            del reader, writer
+            gc.collect()  # a StreamWriter collected with its transport open would close it
+            await peer.send(wire[14:])
+            assert [await asyncio.wait_for(ws.recv(), TIMEOUT) for _ in range(3)] == ["one", "two", "three"]
+            await ws.send("four")
+            assert await read_frame(peer) == (0x81, b"four")
+            await peer.send(masked(0x8, struct.pack("!H", 1000)))
+            await asyncio.wait_for(ws.wait_closed(), TIMEOUT)
+            assert ws.close_code == 1000
+            assert await read_frame(peer) == (0x88, struct.pack("!H", 1000))
+            assert await peer.read_until_eof() == b""
+        finally:
+            await peer.close()
+
+    @pytest.mark.asyncio
+    async def test_eof_seen_by_the_stream_is_not_lost(self) -> None:
+        reader, writer, peer = await stream_pair()
+        try:
+            await peer.send(masked(0x1, b"last"))
+            peer.writer.write_eof()
+            await stream_buffered(reader, 10, eof=True)
+            ws = WebSocket(reader, writer, WebSocketConnection(Role.SERVER), limits=fast())
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "last"
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), TIMEOUT)
+            assert ws.close_code == 1006  # §7.1.5: TCP closed without a close frame
+            await asyncio.wait_for(ws.wait_closed(), TIMEOUT)
+        finally:
+            await peer.close()
