@@ -1,6 +1,6 @@
 """The asyncio server: one task per TCP connection, driving :class:`rawrt.sansio.http11.HTTPConnection`.
 
-Strategy (hypercorn's ``tcp_server.py`` shape, on asyncio streams as ``asyncio.start_server`` makes them):
+Strategy (hypercorn's ``tcp_server.py`` shape, on ``asyncio.start_server`` streams):
 
 * The connection task reads ``reader.read(MAX_RECV)`` under a timeout, feeds the bytes to the sans-IO
   connection, and handles its events one exchange at a time. Pipelined requests are therefore answered in
@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar
 
 from .app import App, Request, Response, StreamingResponse
 from .errors import LimitExceeded, LocalProtocolError, ProtocolError, RemoteProtocolError
@@ -621,31 +621,6 @@ async def _close_in_stages(reader: asyncio.StreamReader, writer: asyncio.StreamW
         await asyncio.wait_for(discard(), LINGER_TIMEOUT)
 
 
-class _StreamProtocol(asyncio.StreamReaderProtocol):
-    """``asyncio.start_server``'s per-connection protocol, minus the done callback it adds to each task.
-
-    That callback holds the protocol, so the stream objects would live as long as the connection's task
-    even after a WebSocket has taken the transport over (docs/topics/memory.md). The connection's task
-    never raises (:meth:`ServerConnection.run`), so the callback, which reports exceptions, has no work.
-    """
-
-    def __init__(self, server: Server, loop: asyncio.AbstractEventLoop) -> None:
-        reader = asyncio.StreamReader(limit=MAX_RECV, loop=loop)
-        super().__init__(reader, loop=loop)
-        # The base class keeps only a weak reference to the reader; the writer holds it once connected.
-        self._rawrt_reader: asyncio.StreamReader | None = reader
-        self._rawrt_server = server
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        reader, self._rawrt_reader = self._rawrt_reader, None
-        assert reader is not None
-        loop = asyncio.get_running_loop()
-        # A stream server's transport is a full transport (typeshed only promises a BaseTransport here).
-        writer = asyncio.StreamWriter(cast(asyncio.Transport, transport), self, reader, loop)
-        self._rawrt_server._accept(reader, writer)
-
-
 async def _refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Close after the 503 of a server at capacity."""
     # The client has usually sent its request already: close in stages, or the reset that unread request
@@ -710,8 +685,10 @@ class Server:
         """Listen on ``host:port`` (port 0 picks a free port; see :attr:`port`)."""
         loop = asyncio.get_running_loop()
         self.loop_time = loop.time
-        self._server = await loop.create_server(
-            lambda: _StreamProtocol(self, loop), host, port, ssl=self.ssl, backlog=1024
+        # _accept is a plain function, not a coroutine function: start_server then adds no task (and no done
+        # callback holding the streams) of its own; _accept starts the connection's task itself.
+        self._server = await asyncio.start_server(
+            self._accept, host, port, ssl=self.ssl, limit=MAX_RECV, backlog=1024
         )
         self._reaper = loop.create_task(self._reap())
         for hook in self.app.on_startup:
