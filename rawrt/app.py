@@ -48,9 +48,16 @@ __all__ = [
     "WebSocketHandler",
     "Route",
     "HeadersLike",
+    "Push",
 ]
 
 HeadersLike = Iterable[tuple[str | bytes, str | bytes]]
+
+
+class Push(Protocol):
+    """The synchronous writer a :class:`StreamingResponse`'s ``on_push`` callback receives (see there)."""
+
+    def __call__(self, piece: bytes, chunk: bytes | None = None) -> bool: ...
 
 
 class BodySource(Protocol):
@@ -294,11 +301,13 @@ class StreamingResponse:
             off); ``None`` waits forever.
         on_close: called once when the response ends, however it ends (finished, client gone, error).
         on_push: called with a *push* function once the head is sent, and with ``None`` when the response
-            ends. ``push(piece)`` writes a piece at once, synchronously, in order with the iterated ones
-            (the server frames it), and returns whether the transport has room for more; after ``False``
-            the producer should go back to yielding (the server then waits for the client, bounded by
-            ``send_timeout``). It lets a fan-out write from a publish callback without waking a task per
-            client (rawrt.sse uses it).
+            ends. ``push(piece, chunk=None)`` writes a piece at once, synchronously, in order with the
+            iterated ones (the server frames it), and returns whether the transport has room for more; after
+            ``False`` the producer should go back to yielding (the server then waits for the client, bounded
+            by ``send_timeout``). ``chunk``, if given, must be ``encode_chunk(piece)``: a chunked response
+            writes it as is, so a piece sent to many clients is framed once (RFC 9112 §7.1); an HTTP/1.0
+            (close-delimited) one writes ``piece``. It lets a fan-out write from a publish callback without
+            waking a task per client (rawrt.sse uses it).
     """
 
     __slots__ = ("status", "headers", "body", "send_timeout", "on_close", "on_push")
@@ -312,7 +321,7 @@ class StreamingResponse:
         *,
         send_timeout: float | None = None,
         on_close: Callable[[], None] | None = None,
-        on_push: Callable[[Callable[[bytes], bool] | None], None] | None = None,
+        on_push: Callable[[Push | None], None] | None = None,
     ) -> None:
         self.status = status
         self.body = body

@@ -90,6 +90,8 @@ class ServerConnection:
         self._closing = False
         #: A streaming response (SSE) is being sent: shutdown ends it instead of waiting for it.
         self.streaming = False
+        # The streaming response being sent is chunked: _push may write a chunk framed once for many clients.
+        self._push_chunked = False
         #: Loop time at which the current bounded wait times out (0: no wait in progress). Read by the reaper.
         self.deadline = 0.0
         self._timed_out = False
@@ -457,6 +459,7 @@ class ServerConnection:
         if self.server.closing:
             self.abort_stream()
         if response.on_push is not None:
+            self._push_chunked = self.conn.sends_chunked
             response.on_push(self._push)
         try:
             self._cancel_on_disconnect = True
@@ -474,6 +477,7 @@ class ServerConnection:
             # reading first, or _serve()'s next read collides with it ("read() called while another
             # coroutine is already waiting"). Bytes it already read stay buffered in the parser.
             await self._stop_watching()
+            self._push_chunked = False
             self.conn.send_end()
             keep = self._flush()
             await self._drain()
@@ -494,6 +498,7 @@ class ServerConnection:
         finally:
             self._cancel_on_disconnect = False
             self.streaming = False
+            self._push_chunked = False
             if response.on_push is not None:
                 response.on_push(None)
             aclose = getattr(body, "aclose", None)
@@ -506,14 +511,20 @@ class ServerConnection:
                 except Exception:
                     error_log.exception("on_close callback failed")
 
-    def _push(self, piece: bytes) -> bool:
+    def _push(self, piece: bytes, chunk: bytes | None = None) -> bool:
         """Write a piece of a streaming body now (see ``StreamingResponse.on_push``). Returns whether the
         transport still has room (at most ``write_high_water`` bytes waiting)."""
         transport = self.transport
-        if transport.is_closing() or not self.streaming:
+        if not self.streaming or transport.is_closing():
             return False
-        self.conn.send_data(piece)
-        self._flush()
+        if chunk is not None and self._push_chunked:
+            # The piece framed once for every subscriber of a fan-out (rawrt.hub.Event.sse_chunk): what
+            # send_data() would produce (http11.HTTPConnection.sends_chunked), and _flush() leaves nothing
+            # of the connection's output behind, so the order on the wire is the same.
+            transport.write(chunk)
+        else:
+            self.conn.send_data(piece)
+            self._flush()
         return transport.get_write_buffer_size() <= self.limits.write_high_water
 
     async def _discard_unread_body(self) -> bool:
