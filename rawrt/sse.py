@@ -274,11 +274,13 @@ class EventStream:
 
         The event's chunk is framed once for every subscriber (``Event.sse_chunk``), and nothing is queued,
         woken or allocated per client. Declined (the hub then queues the event and wakes the stream, as
-        without it) before the head is out, while the client is congested, and while pieces the app sent
-        are waiting: so the order on the wire stays the order of the sends and publishes.
+        without it) before the head is out and while the client is congested: then pieces the app sent may
+        be waiting too, and the order on the wire stays the order of the sends and publishes.
         """
         push = self._push
-        if push is None or self._congested or self._pending:
+        # Nothing the app sent can be waiting here: with a push and no congestion, _wake writes a piece the
+        # moment it is queued, and the body takes them in the same step as it clears _congested.
+        if push is None or self._congested:
             return False
         self._last_write = self._loop.time()
         if not push(event.sse_bytes, event.sse_chunk):
