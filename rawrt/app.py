@@ -48,9 +48,16 @@ __all__ = [
     "WebSocketHandler",
     "Route",
     "HeadersLike",
+    "Push",
 ]
 
 HeadersLike = Iterable[tuple[str | bytes, str | bytes]]
+
+
+class Push(Protocol):
+    """The synchronous writer a :class:`StreamingResponse`'s ``on_push`` callback receives (see there)."""
+
+    def __call__(self, piece: bytes, chunk: bytes | None = None) -> bool: ...
 
 
 class BodySource(Protocol):
@@ -186,7 +193,19 @@ class Request:
     async def body(self) -> bytes:
         """The whole body (bounded by the route's ``max_body_size``, 413 past it)."""
         if self._body is None:
-            self._body = b"".join([chunk async for chunk in self.stream()])
+            # What stream() does, without its async generator and the comprehension around it: they cost
+            # more than the read itself for the small bodies most requests carry (a publish, say).
+            if self._consumed:
+                raise RuntimeError("the request body has already been read")
+            self._consumed = True
+            pieces: list[bytes] = []
+            source = self._source
+            if source is not None:
+                while (chunk := await source.read_body_chunk()) is not None:
+                    pieces.append(chunk)
+                if source.trailers:
+                    self.trailers = Headers(source.trailers)
+            self._body = b"".join(pieces)
         return self._body
 
     async def text(self, encoding: str = "utf-8") -> str:
@@ -294,11 +313,13 @@ class StreamingResponse:
             off); ``None`` waits forever.
         on_close: called once when the response ends, however it ends (finished, client gone, error).
         on_push: called with a *push* function once the head is sent, and with ``None`` when the response
-            ends. ``push(piece)`` writes a piece at once, synchronously, in order with the iterated ones
-            (the server frames it), and returns whether the transport has room for more; after ``False``
-            the producer should go back to yielding (the server then waits for the client, bounded by
-            ``send_timeout``). It lets a fan-out write from a publish callback without waking a task per
-            client (rawrt.sse uses it).
+            ends. ``push(piece, chunk=None)`` writes a piece at once, synchronously, in order with the
+            iterated ones (the server frames it), and returns whether the transport has room for more; after
+            ``False`` the producer should go back to yielding (the server then waits for the client, bounded
+            by ``send_timeout``). ``chunk``, if given, must be ``encode_chunk(piece)``: a chunked response
+            writes it as is, so a piece sent to many clients is framed once (RFC 9112 §7.1); an HTTP/1.0
+            (close-delimited) one writes ``piece``. It lets a fan-out write from a publish callback without
+            waking a task per client (rawrt.sse uses it).
     """
 
     __slots__ = ("status", "headers", "body", "send_timeout", "on_close", "on_push")
@@ -312,7 +333,7 @@ class StreamingResponse:
         *,
         send_timeout: float | None = None,
         on_close: Callable[[], None] | None = None,
-        on_push: Callable[[Callable[[bytes], bool] | None], None] | None = None,
+        on_push: Callable[[Push | None], None] | None = None,
     ) -> None:
         self.status = status
         self.body = body

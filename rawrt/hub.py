@@ -40,9 +40,18 @@ answers with what it has and the client polls again). On resume the replay comes
 ``reset`` if the client fell behind that too.
 
 Cost. ``publish`` is O(number of subscribers): one append per subscriber, no per-subscriber encoding; the
-wire forms (SSE bytes, JSON text) are cached on the :class:`Event` and computed once for all. A
+wire forms (SSE bytes, the same framed as an HTTP chunk, JSON text) are cached on the :class:`Event` and
+computed once for all. A
 subscription is a ``__slots__`` object whose queue is allocated on its first event, so a held long-poll
 request costs a few hundred bytes (measured in ``tests/hub/test_hub.py``).
+
+Direct delivery. A subscription may also have a ``deliver(event) -> bool`` callback (:meth:`Hub.subscribe`):
+while the subscriber is caught up (no replay left, nothing queued), ``publish`` hands it the event instead
+of queueing it. ``True``: it took the event (written to the client's socket, say), the cursor moves past it
+and nobody is woken; ``False`` (the client is congested, or not ready yet): the event is queued and the
+subscriber woken as usual. Once something is queued, every later event is queued behind it until the
+transport drained the queue, so the order and the overflow rule are those of the queue path. It exists for
+the fan-out's sake: 1,000 SSE clients cost 1,000 calls, not 1,000 queue appends, wakes and drains.
 
 The hub is not thread-safe: call it from the event loop's thread only.
 
@@ -95,6 +104,7 @@ from itertools import islice
 
 from rawrt.errors import InvalidEventError
 from rawrt.limits import DEFAULT_LIMITS, Limits
+from rawrt.sansio.http11 import encode_chunk
 from rawrt.sansio.sse import ServerSentEvent
 
 __all__ = ["Event", "Replay", "Subscription", "Hub", "parse_cursor"]
@@ -135,6 +145,7 @@ class Event:
     data_bytes: bytes = field(repr=False, compare=False)
     # Memo of the wire forms; set once through object.__setattr__, so the event still looks immutable.
     _sse: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _sse_chunk: bytes | None = field(default=None, init=False, repr=False, compare=False)
     _json: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -144,6 +155,18 @@ class Event:
             object.__setattr__(self, "_sse", ServerSentEvent(data=self.data, id=str(self.id)).encode())
         assert self._sse is not None
         return self._sse
+
+    @property
+    def sse_chunk(self) -> bytes:
+        """:attr:`sse_bytes` framed as one HTTP/1.1 chunk (RFC 9112 §7.1: size in hex, CRLF, data, CRLF).
+
+        What a chunked event stream writes: framed once here, the same bytes object goes to every
+        subscriber, where framing it per connection would cost a formatting and a copy per client.
+        """
+        if self._sse_chunk is None:
+            object.__setattr__(self, "_sse_chunk", encode_chunk(self.sse_bytes))
+        assert self._sse_chunk is not None
+        return self._sse_chunk
 
     @property
     def json(self) -> str:
@@ -206,9 +229,9 @@ class Subscription:
 
     Attributes:
         channel: the channel's name.
-        cursor: the id of the last event :meth:`drain` returned (or the starting position: the cursor given
-            to ``subscribe``, the last id for a live-only subscription, or the position before the oldest
-            retained event after a reset). A client resumes from it.
+        cursor: the id of the last event :meth:`drain` returned or ``deliver`` took (or the starting position:
+            the cursor given to ``subscribe``, the last id for a live-only subscription, or the position
+            before the oldest retained event after a reset). A client resumes from it.
         reset: the cursor given to ``subscribe`` could not be honoured; the replay starts at the oldest
             retained event (see the module docstring). Set at subscribe time and never changed.
         overflowed: the subscriber fell behind (its queue was full, or the history evicted events it had not
@@ -216,17 +239,20 @@ class Subscription:
         closed: no more events will be delivered (after :meth:`close` or an overflow).
     """
 
+    # The four fields publish reads for every subscriber come first, so they share a cache line: in a
+    # fan-out to many sockets the kernel's send path evicts each subscription between two events.
     __slots__ = (
+        "_queue",
+        "_deliver",
+        "cursor",
+        "_replay_to",
         "_hub",
         "channel",
-        "cursor",
         "reset",
         "overflowed",
         "closed",
         "_wake",
-        "_queue",
         "_queue_size",
-        "_replay_to",
     )
 
     def __init__(
@@ -238,6 +264,7 @@ class Subscription:
         replay_to: int,
         wake: Callable[[], None],
         queue_size: int,
+        deliver: Callable[[Event], bool] | None = None,
     ) -> None:
         self._hub = hub
         self.channel = channel
@@ -246,6 +273,7 @@ class Subscription:
         self.overflowed = False
         self.closed = False
         self._wake = wake
+        self._deliver = deliver
         # Allocated on the first live event: an empty deque is ~600 bytes, and most held long-poll
         # requests never get one before they time out.
         self._queue: deque[Event] | None = None
@@ -327,9 +355,10 @@ class Hub:
     def publish(self, channel: str, data: str) -> Event:
         """Publish ``data`` on ``channel`` (created if needed); never waits on a subscriber.
 
-        The event gets the channel's next id, goes into the history, and into every subscriber's queue;
-        a subscriber whose queue is full is overflowed instead (module docstring). Then the subscribers
-        whose queue was empty, and the overflowed ones, are woken.
+        The event gets the channel's next id, goes into the history, and to every subscriber: straight to
+        its ``deliver`` callback if it has one, is caught up and takes it, else into its queue; a subscriber
+        whose queue is full is overflowed instead (module docstring). Then the subscribers whose queue was
+        empty, and the overflowed ones, are woken.
 
         Returns:
             The new event.
@@ -348,14 +377,30 @@ class Hub:
         event = Event(channel, chan.last_id, data, data_bytes)
         self._remember(chan, event)
 
-        # Phase 1: every queue gets the event before any wake runs, so a wake that publishes again cannot
-        # put a later event ahead of this one in another subscriber's queue.
+        # Phase 1: every subscriber gets the event (delivered or queued) before any wake runs, so a wake
+        # that publishes again cannot put a later event ahead of this one for another subscriber. deliver
+        # callbacks run here, not in phase 2: they must not publish (Hub.subscribe), only write.
         to_wake: list[Subscription] = []
         overflowed: list[Subscription] = []
+        event_id = event.id
         for sub in chan.subscribers:
             queue = sub._queue
-            if queue is None:
-                queue = sub._queue = deque()
+            if not queue:
+                # Direct delivery only when nothing is ahead of this event for the subscriber: no queued
+                # event and no replay left (cursor < _replay_to while it replays), or the order would break.
+                deliver = sub._deliver
+                if deliver is not None and sub.cursor >= sub._replay_to:
+                    try:
+                        taken = deliver(event)
+                    except Exception:
+                        # A transport bug; the event is queued instead, so this subscriber loses nothing.
+                        logger.exception("deliver callback of a subscription to %r failed", channel)
+                        taken = False
+                    if taken:
+                        sub.cursor = event_id
+                        continue
+                if queue is None:
+                    queue = sub._queue = deque()
             elif len(queue) >= sub._queue_size:
                 overflowed.append(sub)
                 continue
@@ -448,6 +493,7 @@ class Hub:
         cursor: int | None,
         wake: Callable[[], None],
         queue_size: int | None = None,
+        deliver: Callable[[Event], bool] | None = None,
     ) -> Subscription:
         """Subscribe to ``channel`` (created if needed).
 
@@ -460,11 +506,18 @@ class Hub:
         and when the subscription overflows. It must be cheap and must not block: ``asyncio.Event.set``,
         or setting a future. It is *not* called for the replay: drain right after subscribing.
 
+        ``deliver(event)``, if given, is offered each live event while the subscriber is caught up (no
+        replay left, nothing queued), from inside ``publish``; it returns whether it took the event (then
+        the cursor moves past it and no wake follows) or not (then the event is queued as without it). It
+        must not block and must not call back into the hub (publish, close): it runs while ``publish``
+        walks the subscribers.
+
         Args:
             channel: the channel's name.
             cursor: the last id the client has, or ``None`` for live events only.
             wake: the callback.
             queue_size: bound of the live queue; ``None`` means ``Limits.hub_queue_size``.
+            deliver: the direct-delivery callback (module docstring, "Direct delivery"), or ``None``.
 
         Raises:
             ValueError: ``cursor`` is negative or ``queue_size`` is below 1.
@@ -487,7 +540,7 @@ class Hub:
             if cursor < first - 1 or cursor > last:
                 reset = True
                 cursor = first - 1
-        sub = Subscription(self, channel, cursor, reset, last, wake, queue_size)
+        sub = Subscription(self, channel, cursor, reset, last, wake, queue_size, deliver)
         chan.subscribers[sub] = None
         return sub
 

@@ -71,6 +71,43 @@ class _ClientGone(Exception):
     """The client closed or reset the connection: stop quietly."""
 
 
+class _StreamPush:
+    """The synchronous writer of one streaming response, the *push* ``StreamingResponse.on_push`` receives.
+
+    A small callable object of its own, with ``__slots__``, rather than a bound method of the connection: a
+    fan-out calls it once per client per event, and between two calls the kernel's send path has pushed it
+    out of the CPU caches, so it costs the cache lines it touches: here one (no bound-method object, a few
+    adjacent fields), not the connection's many fields.
+    """
+
+    __slots__ = ("live", "chunked", "transport", "high_water", "connection")
+
+    def __init__(self, connection: ServerConnection) -> None:
+        #: False once the body is over (the last chunk may be out): pushes are refused from then on.
+        self.live = True
+        self.chunked = connection.conn.sends_chunked
+        self.transport = connection.transport
+        self.high_water = connection.limits.write_high_water
+        self.connection = connection
+
+    def __call__(self, piece: bytes, chunk: bytes | None = None) -> bool:
+        """Write a piece of the body now. Returns whether the transport still has room (at most
+        ``write_high_water`` bytes waiting)."""
+        transport = self.transport
+        if not self.live or transport.is_closing():
+            return False
+        if chunk is not None and self.chunked:
+            # The piece framed once for every subscriber of a fan-out (rawrt.hub.Event.sse_chunk): what
+            # send_data() would produce (http11.HTTPConnection.sends_chunked), and _flush() leaves nothing
+            # of the connection's output behind, so the order on the wire is the same.
+            transport.write(chunk)
+        else:
+            connection = self.connection
+            connection.conn.send_data(piece)
+            connection._flush()
+        return transport.get_write_buffer_size() <= self.high_water
+
+
 class ServerConnection:
     """One accepted TCP connection speaking HTTP/1.1 (until it maybe switches to WebSocket)."""
 
@@ -486,8 +523,10 @@ class ServerConnection:
         self.streaming = True
         if self.server.closing:
             self.abort_stream()
+        pusher = None
         if response.on_push is not None:
-            response.on_push(self._push)
+            pusher = _StreamPush(self)
+            response.on_push(pusher)
         try:
             self._cancel_on_disconnect = True
             if self._watcher is None and self.conn.client_state is not http11.State.SEND_BODY:
@@ -504,6 +543,8 @@ class ServerConnection:
             # reading first, or _serve()'s next read collides with it ("read() called while another
             # coroutine is already waiting"). Bytes it already read stay buffered in the parser.
             await self._stop_watching()
+            if pusher is not None:
+                pusher.live = False  # the body is over: nothing may follow the last chunk
             self.conn.send_end()
             keep = self._flush()
             await self._drain()
@@ -524,6 +565,8 @@ class ServerConnection:
         finally:
             self._cancel_on_disconnect = False
             self.streaming = False
+            if pusher is not None:
+                pusher.live = False
             if response.on_push is not None:
                 response.on_push(None)
             aclose = getattr(body, "aclose", None)
@@ -535,16 +578,6 @@ class ServerConnection:
                     response.on_close()
                 except Exception:
                     error_log.exception("on_close callback failed")
-
-    def _push(self, piece: bytes) -> bool:
-        """Write a piece of a streaming body now (see ``StreamingResponse.on_push``). Returns whether the
-        transport still has room (at most ``write_high_water`` bytes waiting)."""
-        transport = self.transport
-        if transport.is_closing() or not self.streaming:
-            return False
-        self.conn.send_data(piece)
-        self._flush()
-        return transport.get_write_buffer_size() <= self.limits.write_high_water
 
     async def _discard_unread_body(self) -> bool:
         """Read and drop what the handler left of the body, so the next request can be parsed."""

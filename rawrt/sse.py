@@ -61,9 +61,9 @@ from collections.abc import AsyncGenerator, Callable
 from types import TracebackType
 from urllib.parse import urlsplit
 
-from .app import HeadersLike, Request, StreamingResponse
+from .app import HeadersLike, Push, Request, StreamingResponse
 from .errors import ConnectionClosed, RawrtError, RemoteProtocolError
-from .hub import Hub, Subscription, parse_cursor
+from .hub import Event, Hub, Subscription, parse_cursor
 from .limits import DEFAULT_LIMITS, MAX_RECV, Limits
 from .sansio.http11 import Data, EndOfMessage
 from .sansio.http11_client import Response as ResponseHead
@@ -127,6 +127,30 @@ class EventStream:
         headers: extra response header fields.
     """
 
+    # Slots, the fields of the direct-delivery path first (_deliver reads or writes each of them once per
+    # event): in a fan-out the kernel's send path evicts every stream from the CPU caches between two
+    # events, so a delivery costs the cache lines it touches, one or two here instead of an instance dict.
+    __slots__ = (
+        "_push",
+        "_congested",
+        "_pending",
+        "_loop",
+        "_last_write",
+        "_ready",
+        "_subscription",
+        "_completed",
+        "_closed",
+        "request",
+        "heartbeat",
+        "timeout",
+        "send_timeout",
+        "_headers",
+        "_max_queue",
+        "_space",
+        "_callbacks",
+        "_response",
+    )
+
     def __init__(
         self,
         request: Request,
@@ -166,7 +190,7 @@ class EventStream:
         self._response: StreamingResponse | None = None
         # The server's synchronous writer while the stream is live (StreamingResponse.on_push), and whether
         # the last push found the transport full: then the body task takes over and waits for the client.
-        self._push: Callable[[bytes], bool] | None = None
+        self._push: Push | None = None
         self._congested = False
         self._last_write = 0.0
 
@@ -223,12 +247,13 @@ class EventStream:
         self._wake()
 
     def _wake(self) -> None:
-        """Something is ready (a send, a hub event, complete()): write it now if the client keeps up.
+        """Something is ready (a send, a queued hub event, complete()): write it now if the client keeps up.
 
-        This is also the hub's ``wake`` callback, so a publish writes straight to every healthy subscriber's
-        socket, with no task switch per client (a 1,000-client fan-out costs 1,000 writes, not 1,000 task
-        wake-ups). Everything else (heartbeats, the timeout, completion, overflow, a congested client) is
-        the body task's: it is woken instead.
+        This is also the hub's ``wake`` callback, for the events it queued rather than handed to
+        :meth:`_deliver` (what arrived before the head went out, or while the client was congested): those
+        too are written from the publish call when they can be, with no task switch per client.
+        Everything else (heartbeats, the timeout, completion, overflow, a congested client) is the body
+        task's: it is woken instead.
         """
         push = self._push
         if push is not None and not self._congested and not self._closed:
@@ -244,7 +269,26 @@ class EventStream:
             return
         self._ready.set()
 
-    def _attach(self, push: Callable[[bytes], bool] | None) -> None:
+    def _deliver(self, event: Event) -> bool:
+        """The hub's direct delivery (rawrt.hub "Direct delivery"): write a live event from inside publish.
+
+        The event's chunk is framed once for every subscriber (``Event.sse_chunk``), and nothing is queued,
+        woken or allocated per client. Declined (the hub then queues the event and wakes the stream, as
+        without it) before the head is out and while the client is congested: then pieces the app sent may
+        be waiting too, and the order on the wire stays the order of the sends and publishes.
+        """
+        push = self._push
+        # Nothing the app sent can be waiting here: with a push and no congestion, _wake writes a piece the
+        # moment it is queued, and the body takes them in the same step as it clears _congested.
+        if push is None or self._congested:
+            return False
+        self._last_write = self._loop.time()
+        if not push(event.sse_bytes, event.sse_chunk):
+            self._congested = True  # the body task waits for the client, bounded by send_timeout
+            self._ready.set()
+        return True
+
+    def _attach(self, push: Push | None) -> None:
         self._push = push
         if push is not None:
             self._wake()  # what was queued before the head went out (the replay, the cursor line)
@@ -392,7 +436,10 @@ def hub_stream(
     cursor = None if claimed is None else parse_cursor(claimed)
     last = hub.last_id(channel)
     sub = hub.subscribe(
-        channel, cursor=0 if claimed is not None and cursor is None else cursor, wake=stream._wake
+        channel,
+        cursor=0 if claimed is not None and cursor is None else cursor,
+        wake=stream._wake,
+        deliver=stream._deliver,
     )
     if claimed is not None and (cursor is None or sub.reset):
         if cursor is None:

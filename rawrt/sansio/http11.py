@@ -262,6 +262,17 @@ class HTTPConnection:
         )
 
     @property
+    def sends_chunked(self) -> bool:
+        """Whether the response being sent frames its body in chunks (RFC 9112 §7.1).
+
+        Fixed by :meth:`send_response` until the response ends. While it holds and the server is in
+        ``SEND_BODY``, ``send_data(data)`` appends exactly ``encode_chunk(data)`` to the output and keeps no
+        other state (only a Content-Length body is counted), so a caller that already holds that chunk (one
+        event framed once for a thousand clients) may write it itself, once the output is flushed.
+        """
+        return self._send_chunked and self.server_state is State.SEND_BODY
+
+    @property
     def buffered_bytes(self) -> int:
         """How many received bytes are not parsed yet (a partial head, a pipelined request...)."""
         return len(self._buffer.data)  # not len(self._buffer): one Python call less, three times a request

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from rawrt.errors import InvalidEventError
 from rawrt.hub import Event, Hub, Replay, Subscription, parse_cursor
 from rawrt.limits import Limits
+from rawrt.sansio.http11 import encode_chunk
 from rawrt.sansio.sse import MessageEvent, SSEParser
 
 
@@ -32,6 +33,21 @@ class Waker:
 
 def noop() -> None:
     pass
+
+
+class Taker:
+    """A ``deliver`` callback: takes events while ``accepting`` (appending their ids to ``into``)."""
+
+    def __init__(self, into: list[int] | None = None, accepting: bool = True) -> None:
+        self.into: list[int] = [] if into is None else into
+        self.accepting = accepting
+        self.offers = 0
+
+    def __call__(self, event: Event) -> bool:
+        self.offers += 1
+        if self.accepting:
+            self.into.append(event.id)
+        return self.accepting
 
 
 def ids(events: object) -> list[int]:
@@ -108,6 +124,12 @@ class TestEventEncodings:
             MessageEvent("message", "x\ny", "3"),
             MessageEvent("message", " lead", "4"),
         ]
+
+    def test_sse_chunk(self) -> None:
+        # RFC 9112 §7.1: chunk-size in hex (f: the 15 bytes of "id: 1\ndata: x\n\n"), CRLF, data, CRLF.
+        event = Hub().publish("a", "x")
+        assert event.sse_chunk == b"f\r\nid: 1\ndata: x\n\n\r\n" == encode_chunk(event.sse_bytes)
+        assert event.sse_chunk is event.sse_chunk
 
     def test_json(self) -> None:
         event = Hub().publish("ch", 'é "q"\n')
@@ -501,6 +523,90 @@ class TestReentrancy:
         assert "wake callback of a subscription to 'a' failed" in caplog.text
 
 
+class TestDirectDelivery:
+    """Contract, "Direct delivery": a caught-up subscriber's ``deliver`` takes events inside ``publish``."""
+
+    def test_caught_up_subscriber_takes_events_without_queue_or_wake(self) -> None:
+        hub = Hub()
+        waker, taker = Waker(), Taker()
+        sub = hub.subscribe("a", cursor=None, wake=waker, deliver=taker)
+        for data in "xyz":
+            hub.publish("a", data)
+        assert taker.into == [1, 2, 3] and sub.cursor == 3
+        assert waker.calls == 0 and not sub.ready and sub.drain() == []
+
+    def test_declined_event_is_queued_and_later_ones_wait_behind_it(self) -> None:
+        hub = Hub()
+        waker, taker = Waker(), Taker()
+        sub = hub.subscribe("a", cursor=None, wake=waker, deliver=taker)
+        hub.publish("a", "1")
+        taker.accepting = False  # the client is congested
+        hub.publish("a", "2")
+        assert waker.calls == 1 and sub.cursor == 1
+        taker.accepting = True
+        hub.publish("a", "3")  # not offered: event 2 is queued ahead of it
+        assert taker.into == [1] and taker.offers == 2 and waker.calls == 1
+        assert ids(sub.drain()) == [2, 3] and sub.cursor == 3
+        hub.publish("a", "4")  # caught up again
+        assert taker.into == [1, 4] and sub.cursor == 4 and waker.calls == 1
+
+    def test_not_offered_while_replaying(self) -> None:
+        hub = Hub()
+        for data in "abc":
+            hub.publish("a", data)
+        waker, taker = Waker(), Taker()
+        sub = hub.subscribe("a", cursor=0, wake=waker, deliver=taker)
+        hub.publish("a", "d")  # the replay (1..3) is still unread: queued behind it
+        assert taker.offers == 0 and waker.calls == 1
+        assert ids(sub.drain(2)) == [1, 2]
+        hub.publish("a", "e")
+        assert taker.offers == 0
+        assert ids(sub.drain()) == [3, 4, 5]
+        hub.publish("a", "f")
+        assert taker.into == [6] and sub.cursor == 6
+
+    def test_a_subscriber_that_keeps_declining_overflows(self) -> None:
+        hub = small(hub_queue_size=2)
+        waker, taker = Waker(), Taker(accepting=False)
+        sub = hub.subscribe("a", cursor=None, wake=waker, deliver=taker)
+        for data in "xyz":
+            hub.publish("a", data)
+        assert sub.overflowed and sub.cursor == 0 and hub.subscriber_count("a") == 0
+        assert taker.into == [] and taker.offers == 1  # offered while caught up only
+
+    def test_deliver_that_publishes_is_not_supported_but_wake_is(self) -> None:
+        # A wake that publishes runs after every subscriber got the event, direct or queued: order holds.
+        hub = Hub()
+        published = False
+
+        def echo() -> None:
+            nonlocal published
+            if not published:
+                published = True
+                hub.publish("a", "echo")
+
+        first = hub.subscribe("a", cursor=None, wake=echo)
+        taker = Taker()
+        hub.subscribe("a", cursor=None, wake=noop, deliver=taker)
+        hub.publish("a", "original")
+        assert ids(first.drain()) == [1, 2] and taker.into == [1, 2]
+
+    def test_failing_deliver_is_logged_and_the_event_queued(self, caplog: pytest.LogCaptureFixture) -> None:
+        hub = Hub()
+
+        def broken(event: Event) -> bool:
+            raise RuntimeError("transport bug")
+
+        waker = Waker()
+        sub = hub.subscribe("a", cursor=None, wake=waker, deliver=broken)
+        taker = Taker()
+        hub.subscribe("a", cursor=None, wake=noop, deliver=taker)
+        with caplog.at_level(logging.ERROR, logger="rawrt.hub"):
+            event = hub.publish("a", "x")
+        assert waker.calls == 1 and sub.drain() == [event] and taker.into == [1]
+        assert "deliver callback of a subscription to 'a' failed" in caplog.text
+
+
 class TestProperties:
     """Hypothesis: any interleaving of publish/subscribe/drain/close keeps every subscriber's stream exact."""
 
@@ -510,6 +616,8 @@ class TestProperties:
             st.one_of(
                 st.tuples(st.just("publish"), st.integers(0, 2)),
                 st.tuples(st.just("subscribe"), st.none() | st.integers(0, 30)),
+                st.tuples(st.just("direct"), st.none() | st.integers(0, 30)),
+                st.tuples(st.just("toggle"), st.integers(0, 10)),
                 st.tuples(st.just("drain"), st.integers(0, 5)),
                 st.tuples(st.just("close"), st.integers(0, 10)),
             ),
@@ -519,27 +627,38 @@ class TestProperties:
     def test_streams_are_exact(self, ops: list[tuple[str, int | None]]) -> None:
         hub = small(hub_history_count=6, hub_queue_size=3, poll_max_batch=4)
         subs: list[tuple[Subscription, list[int], int]] = []  # subscription, ids received, start cursor
+        # "direct" subscribers also take events through deliver (into the same list), while accepting.
+        takers: list[Taker] = []
         for op, arg in ops:
             if op == "publish":
                 assert arg is not None
                 for _ in range(arg + 1):
                     hub.publish("c", "x")
-            elif op == "subscribe":
-                sub = hub.subscribe("c", cursor=arg, wake=noop)
+            elif op in ("subscribe", "direct"):
+                got: list[int] = []
+                taker = None
+                if op == "direct":
+                    taker = Taker(got)
+                    takers.append(taker)
+                sub = hub.subscribe("c", cursor=arg, wake=noop, deliver=taker)
                 if arg is not None and not sub.reset:
                     assert sub.cursor == arg
-                subs.append((sub, [], sub.cursor))
+                subs.append((sub, got, sub.cursor))
+            elif op == "toggle" and takers:
+                assert arg is not None
+                taker = takers[arg % len(takers)]
+                taker.accepting = not taker.accepting
             elif op == "drain" and subs:
                 assert arg is not None
                 sub, got, _ = subs[arg % len(subs)]
-                got += ids(sub.drain())
+                got.extend(ids(sub.drain()))
             elif op == "close" and subs:
                 assert arg is not None
                 subs[arg % len(subs)][0].close()
         last = hub.last_id("c")
         for sub, got, start in subs:
             while batch := sub.drain():
-                got += ids(batch)
+                got.extend(ids(batch))
             if not sub.closed:
                 # An open subscriber ends up with everything, in order, each exactly once.
                 assert got == list(range(start + 1, last + 1))

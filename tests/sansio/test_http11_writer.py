@@ -233,6 +233,34 @@ class TestFraming:
         assert encode_chunk(b"") == b""
         assert encode_chunk(b"a" * 255) == b"ff\r\n" + b"a" * 255 + b"\r\n"
 
+    def test_sends_chunked_only_while_a_chunked_body_is_sent(self) -> None:
+        """``sends_chunked`` promises that ``send_data(data)`` emits exactly ``encode_chunk(data)`` (RFC 9112
+        §7.1), so a caller may write a chunk it framed once for many connections."""
+        conn = ready()
+        assert not conn.sends_chunked  # no response yet
+        conn.send_response(200, [])
+        assert conn.sends_chunked
+        conn.data_to_send()
+        conn.send_data(b"id: 1\n\n")
+        assert conn.data_to_send() == [encode_chunk(b"id: 1\n\n")] == [b"7\r\nid: 1\n\n\r\n"]
+        conn.send_end()
+        assert not conn.sends_chunked  # the body is over
+
+    @pytest.mark.parametrize(
+        ("request_bytes", "headers"),
+        [
+            (b"GET / HTTP/1.0\r\n\r\n", []),  # close-delimited (RFC 9112 §6.3 rule 8)
+            (GET, [(b"content-length", b"2")]),
+            (b"HEAD / HTTP/1.1\r\n" + HOST + b"\r\n", []),  # no body at all
+        ],
+    )
+    def test_sends_chunked_is_false_for_other_framings(
+        self, request_bytes: bytes, headers: HeaderList
+    ) -> None:
+        conn = ready(request_bytes)
+        conn.send_response(200, headers)
+        assert not conn.sends_chunked
+
 
 class TestFieldValidation:
     """RFC 9110 §5: what the app asks us to send must be valid fields (no response splitting)."""

@@ -19,8 +19,9 @@ import pytest
 from httpwire import TIMEOUT, Client, chunked, client, connect, exchange, get, post, running
 
 import rawrt.server
-from rawrt.app import App, Request, Response, StreamingResponse
+from rawrt.app import App, Push, Request, Response, StreamingResponse
 from rawrt.limits import KiB, Limits, MiB
+from rawrt.sansio.http11 import encode_chunk
 from rawrt.server import Server
 
 # ------------------------------------------------------------------------------------------------ apps
@@ -605,6 +606,63 @@ class TestStreaming:
             await queue.put(None)
             assert await c.read_chunk() is None
             assert await c.reader.readexactly(2) == b"\r\n"
+
+    @staticmethod
+    def push_app(pushes: list[Push | None], queue: asyncio.Queue[bytes | None]) -> App:
+        """``/push``: a streaming response that records what ``on_push`` gives it and ends on ``None``."""
+        app = App()
+
+        async def from_queue() -> AsyncIterator[bytes]:
+            while (piece := await queue.get()) is not None:
+                yield piece
+
+        @app.get("/push")
+        async def pushed(request: Request) -> StreamingResponse:
+            return StreamingResponse(from_queue(), on_push=pushes.append)
+
+        return app
+
+    @pytest.mark.asyncio
+    async def test_push_writes_in_order_and_is_refused_once_the_body_ended(self) -> None:
+        # StreamingResponse.on_push: a piece pushed synchronously goes out framed like an iterated one; a
+        # chunk framed in advance (encode_chunk, RFC 9112 §7.1) is written as is on a chunked body.
+        pushes: list[Push | None] = []
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        async with running(self.push_app(pushes, queue)) as server, client(server) as c:
+            await c.send(get("/push"))
+            assert (await c.read_head()).header(b"transfer-encoding") == b"chunked"
+            push = pushes[0]
+            assert push is not None
+            await queue.put(b"iterated")
+            assert await c.read_chunk() == b"iterated"
+            assert push(b"framed", encode_chunk(b"framed")) is True
+            assert push(b"plain") is True
+            assert await c.read_chunk() == b"framed"
+            assert await c.read_chunk() == b"plain"
+            await queue.put(None)
+            assert await c.read_chunk() is None
+            assert await c.reader.readexactly(2) == b"\r\n"
+            await c.send(get("/hello"))
+            assert (await c.read_response()).status == 404  # the next response follows the last chunk
+            assert pushes[-1] is None  # detached when the response ended
+            assert push(b"late", encode_chunk(b"late")) is False  # refused: nothing after the last chunk
+            await c.send(get("/hello"))
+            assert (await c.read_response()).status == 404  # and nothing stray came before this one
+
+    @pytest.mark.asyncio
+    async def test_push_on_http10_writes_the_piece_unframed(self) -> None:
+        # RFC 9112 §6.3: an HTTP/1.0 response body is close-delimited, never chunked, even when the
+        # producer offers a ready chunk.
+        pushes: list[Push | None] = []
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        async with running(self.push_app(pushes, queue)) as server, client(server) as c:
+            await c.send(get("/push", version="1.0"))
+            assert (await c.read_head()).header(b"transfer-encoding") is None
+            push = pushes[0]
+            assert push is not None
+            assert push(b"data: x\n\n", encode_chunk(b"data: x\n\n")) is True
+            await queue.put(None)
+            assert await c.read_until_eof() == b"data: x\n\n"
 
     @pytest.mark.asyncio
     async def test_client_gone_stops_the_producer(self, caplog: pytest.LogCaptureFixture) -> None:

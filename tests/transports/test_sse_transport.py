@@ -219,6 +219,46 @@ class TestResume:
                 await stream.conn.close()
 
     @pytest.mark.asyncio
+    async def test_direct_delivery_falls_back_while_paused_and_resumes(self) -> None:
+        # rawrt.hub "Direct delivery": a live event is written from inside publish, without a wake, while
+        # the client keeps up. A client that stops reading makes the transport exceed write_high_water:
+        # from then on events go through the hub queue (one wake) and the stream's task, nothing lost, and
+        # once the client has caught up, publish writes directly again.
+        big = "z" * (128 * 1024)
+        async with demo(Limits(write_high_water=1024)) as (server, app):
+            stream = await open_events(server, "/events", rcvbuf=1024)
+            try:
+                assert await stream.read_piece() == b"id: 0\n\n"
+                (sub,) = app.hub._channels["default"].subscribers
+                wakes = 0
+                wake = sub._wake
+
+                def counting_wake() -> None:
+                    nonlocal wakes
+                    wakes += 1
+                    wake()
+
+                sub._wake = counting_wake
+                app.hub.publish("default", "d1")  # caught up: written from inside publish
+                assert sub.cursor == 1 and wakes == 0
+                for i in range(2, 22):  # no await in between: the client reads nothing meanwhile
+                    app.hub.publish("default", f"p{i} {big}")
+                assert wakes == 1  # the first event that found the transport full went to the queue
+                assert sub.cursor < 21  # the rest waits in the hub queue for the stream's task
+                got = [e.data.split()[0] for e in await stream.events(21)]
+                assert got == ["d1", *(f"p{i}" for i in range(2, 22))] and not stream.ended
+                await wait_until(lambda: sub.cursor == 21 and not sub.ready)
+                wakes = 0
+                for i in range(22, 27):
+                    app.hub.publish("default", f"d{i}")
+                    assert sub.cursor == i  # direct again: taken inside publish
+                assert wakes == 0
+                assert [e.data for e in await stream.events(5)] == [f"d{i}" for i in range(22, 27)]
+                assert app.hub.subscriber_count("default") == 1
+            finally:
+                await stream.conn.close()
+
+    @pytest.mark.asyncio
     async def test_overflow_ends_the_stream_and_resume_replays(self) -> None:
         # A healthy client gets each event written the moment it is published, so a burst alone never
         # overflows it. A client that stops reading does: its socket and the server's write buffer fill
