@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import socket
 import statistics
@@ -23,6 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 SERVER_CPU = "0"
 CLIENT_CPU = "1"
+
+
+def raise_nofile() -> None:
+    """Raise the soft file-descriptor limit to the hard one (thousands of sockets need more than 1,024)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def pinned(cpu: str, argv: Sequence[str]) -> list[str]:

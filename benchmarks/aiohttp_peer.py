@@ -19,9 +19,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
 from collections import defaultdict
 
+from _common import raise_nofile
 from aiohttp import web
 
 QUEUE_SIZE = 1024
@@ -75,9 +75,7 @@ def main() -> None:
     parser.add_argument("port", type=int)
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop")
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_nofile()
     app = web.Application()
     app.router.add_post("/publish", publish)
     app.router.add_get("/events", events)

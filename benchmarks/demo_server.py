@@ -11,22 +11,16 @@ import argparse
 import asyncio
 import dataclasses
 import logging
-import resource
 import sys
 from pathlib import Path
+
+from _common import raise_nofile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rawrt.demo import create_app  # noqa: E402
 from rawrt.limits import DEFAULT_LIMITS  # noqa: E402
 from rawrt.server import serve  # noqa: E402
-
-
-def raise_nofile() -> None:
-    """Raise the soft file-descriptor limit to the hard one."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def main() -> None:

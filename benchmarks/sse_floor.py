@@ -14,9 +14,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
 from typing import cast
 from urllib.parse import parse_qs, urlsplit
+
+from _common import raise_nofile
 
 subscribers: dict[str, set[asyncio.Transport]] = {}
 last_ids: dict[str, int] = {}
@@ -95,9 +96,7 @@ def main() -> None:
     parser.add_argument("port", type=int)
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop")
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_nofile()
     if args.loop == "uvloop":
         import uvloop
 

@@ -35,24 +35,19 @@ import base64
 import json
 import os
 import random
-import resource
 import sys
 import time
 import zlib
 from collections.abc import Callable
 from typing import Any
 
+from _common import raise_nofile
+
 CONNECT_CONCURRENCY = 200
 WORDS = (
     "the quick brown fox jumps over lazy dog message chat room user said hello world reply status ok "
     "update value price time event data payload server client stream frame socket again more text"
 ).split()
-
-
-def raise_nofile() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def payload(size: int, text: bool) -> bytes:

@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import resource
 import signal
 import sys
 import time
@@ -37,16 +36,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from _common import raise_nofile
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 BROADCAST_PAUSE = 0.002
-
-
-def raise_nofile() -> None:
-    """Raise the soft file-descriptor limit to the hard one (5,000 sockets need more than 1,024)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def parse_trigger(message: str | bytes) -> tuple[int, int]:
