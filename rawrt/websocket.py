@@ -732,9 +732,8 @@ async def handshake(conn: ServerConnection, route: Route, event: Any, request: R
         )
     except HandshakeError as exc:
         status, _reason, headers, body = hs.reject(exc)
-        conn.conn.send_response_bytes(
-            status, [(n, v) for n, v in headers if n.lower() != b"content-length"], body, date=http_date()
-        )
+        # Its Content-Length is the body's own: send_response_bytes checks it and writes it once.
+        conn.conn.send_response_bytes(status, headers, body, date=http_date())
         keep = conn._flush()
         conn._log_access(request, status)
         return keep and await _after_refusal(conn)
