@@ -27,7 +27,7 @@ from bench_ws import Cell, LoadGen, alternate, servers, size_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rawrt.sansio.frames import apply_mask  # noqa: E402
+from rawrt.sansio.ws.frames import apply_mask  # noqa: E402
 
 SIZES = (16, 125, 1024, 4096, 16384, 65536, 1 << 20)
 KINDS = ("rawrt", "websockets", "websockets-pure")

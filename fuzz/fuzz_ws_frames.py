@@ -1,4 +1,4 @@
-"""Fuzz target for the WebSocket frame parser and connection (``rawrt.sansio.websocket``).
+"""Fuzz target for the WebSocket frame parser and connection (``rawrt.sansio.ws.connection``).
 
 Invariant: ``WebSocketConnection.receive_data`` / ``receive_eof`` accept any bytes and never raise; a
 peer's error fails the connection with a close frame and is recorded in ``failure``, which must then be
@@ -29,9 +29,7 @@ import sys
 from collections.abc import Sequence
 
 from rawrt.errors import ProtocolError
-from rawrt.sansio.deflate import PerMessageDeflate
-from rawrt.sansio.frames import is_valid_close_code
-from rawrt.sansio.websocket import (
+from rawrt.sansio.ws.connection import (
     BinaryMessage,
     CloseReceived,
     Event,
@@ -42,6 +40,8 @@ from rawrt.sansio.websocket import (
     TextMessage,
     WebSocketConnection,
 )
+from rawrt.sansio.ws.deflate import PerMessageDeflate
+from rawrt.sansio.ws.frames import is_valid_close_code
 
 # Small enough that a fuzzer reaches them, different so that each check has its own path.
 MAX_MESSAGE_SIZE = 4096

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 from .errors import ConnectionClosed, RawrtError
 from .limits import DEFAULT_LIMITS, Limits, MiB
-from .sansio.deflate import CLIENT_DEFAULTS, DeflateOptions
+from .sansio.ws.deflate import CLIENT_DEFAULTS, DeflateOptions
 from .websocket import WebSocket, connect
 
 __all__ = [

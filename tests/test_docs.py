@@ -55,7 +55,8 @@ def test_state_diagrams_are_generated_from_the_tables() -> None:
 
 
 def test_state_diagrams_show_every_transition() -> None:
-    from rawrt.sansio import http11, websocket
+    from rawrt.sansio import http11
+    from rawrt.sansio.ws import connection as websocket
 
     text = (DOCS / "topics" / "state-diagrams.md").read_text("utf-8")
     for (_role, before, what), after in http11.TRANSITIONS.items():

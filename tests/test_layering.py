@@ -14,7 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = ["asyncio", "socket", "selectors", "ssl", "time", "random", "secrets"]
 SANSIO_MODULES = sorted(
-    f"rawrt.sansio.{p.stem}" for p in (ROOT / "rawrt" / "sansio").glob("*.py") if p.stem != "__init__"
+    ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+    for p in (ROOT / "rawrt" / "sansio").rglob("*.py")
 )
 
 

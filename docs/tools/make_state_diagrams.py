@@ -1,9 +1,10 @@
 """Generate ``docs/topics/state-diagrams.md`` from the code's transition tables (h11's make-state-diagrams).
 
 The diagrams are drawn from ``rawrt.sansio.http11.TRANSITIONS`` (one diagram per role) and
-``rawrt.sansio.websocket.TRANSITIONS`` (through its own ``state_diagram()``), as Mermaid ``stateDiagram-v2``
-blocks, each followed by the same table in plain Markdown. Nothing is written by hand, so the docs cannot
-drift from the code: ``tests/test_docs.py`` fails when the committed file differs from what this prints.
+``rawrt.sansio.ws.connection.TRANSITIONS`` (through its own ``state_diagram()``), as Mermaid
+``stateDiagram-v2`` blocks, each followed by the same table in plain Markdown. Nothing is written by
+hand, so the docs cannot drift from the code: ``tests/test_docs.py`` fails when the committed file differs
+from what this prints.
 
 Usage::
 
@@ -21,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run as a script from anywhere: import the working tree's rawrt
     sys.path.insert(0, str(ROOT))
 
-from rawrt.sansio import http11, websocket  # noqa: E402
+from rawrt.sansio import http11  # noqa: E402
+from rawrt.sansio.ws import connection as websocket  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "topics" / "state-diagrams.md"
 
@@ -86,7 +88,7 @@ def render() -> str:
         "",
         _http_diagram(http11.Role.SERVER),
         "",
-        "## WebSocket (`rawrt.sansio.websocket`)",
+        "## WebSocket (`rawrt.sansio.ws.connection`)",
         "",
         "A `WebSocketConnection` starts `OPEN` (the opening handshake is HTTP, above: the `switch` to"
         " `SWITCHED`). Remote inputs are legal in every state (`CLOSED` discards frames); a local input"

@@ -1,4 +1,4 @@
-"""Tests for rawrt.sansio.deflate: RFC 7692 negotiation and compression, alone and in a connection."""
+"""Tests for rawrt.sansio.ws.deflate: RFC 7692 negotiation and compression, alone and in a connection."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from rawrt.errors import HandshakeError, LimitExceeded, RemoteProtocolError
 from rawrt.limits import MiB
-from rawrt.sansio.deflate import (
+from rawrt.sansio.ws.connection import BinaryMessage, Role, State, TextMessage, WebSocketConnection
+from rawrt.sansio.ws.deflate import (
     CLIENT_DEFAULTS,
     DeflateOptions,
     DeflateParams,
@@ -23,9 +24,8 @@ from rawrt.sansio.deflate import (
     client_offer,
     negotiate_server,
 )
-from rawrt.sansio.frames import RSV1, Opcode, encode_frame
-from rawrt.sansio.handshake import accept, build_request, check_response
-from rawrt.sansio.websocket import BinaryMessage, Role, State, TextMessage, WebSocketConnection
+from rawrt.sansio.ws.frames import RSV1, Opcode, encode_frame
+from rawrt.sansio.ws.handshake import accept, build_request, check_response
 
 KEY = bytes.fromhex("37fa213d")
 

@@ -1,4 +1,4 @@
-"""Tests for rawrt.sansio.frames: RFC 6455 §5 framing, masking and close payloads."""
+"""Tests for rawrt.sansio.ws.frames: RFC 6455 §5 framing, masking and close payloads."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rawrt.errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
-from rawrt.sansio.frames import (
+from rawrt.sansio.ws.frames import (
     FIN,
     RSV1,
     RSV2,

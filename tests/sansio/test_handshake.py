@@ -1,4 +1,4 @@
-"""Tests for rawrt.sansio.handshake: the RFC 6455 §4 opening handshake, both sides."""
+"""Tests for rawrt.sansio.ws.handshake: the RFC 6455 §4 opening handshake, both sides."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rawrt.errors import HandshakeError
-from rawrt.sansio.deflate import DeflateOptions, PerMessageDeflate
-from rawrt.sansio.handshake import (
+from rawrt.sansio.ws.deflate import DeflateOptions, PerMessageDeflate
+from rawrt.sansio.ws.handshake import (
     MAX_EXTENSION_PARAMS,
     MAX_EXTENSIONS,
     MAX_LIST_ELEMENTS,

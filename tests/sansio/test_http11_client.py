@@ -1,4 +1,4 @@
-"""``rawrt.sansio.http11_client.ResponseReader``: bytes in, events out (RFC 9112 §4, §5, §6.3, §7.1).
+"""``rawrt.sansio.http11.client.ResponseReader``: bytes in, events out (RFC 9112 §4, §5, §6.3, §7.1).
 
 Every reader test runs twice, with the bytes whole and one byte at a time (h11 ``t_body_reader``).
 """
@@ -10,7 +10,7 @@ import pytest
 from rawrt.errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
 from rawrt.limits import Limits
 from rawrt.sansio.http11 import Data, EndOfMessage
-from rawrt.sansio.http11_client import Framing, Response, ResponseEvent, ResponseReader, encode_request
+from rawrt.sansio.http11.client import Framing, Response, ResponseEvent, ResponseReader, encode_request
 
 SPLITS = ["whole", "bytewise"]
 

@@ -1,4 +1,4 @@
-"""Tests for rawrt.sansio.websocket: the RFC 6455 connection state machine, bytes in and events out."""
+"""Tests for rawrt.sansio.ws.connection: the RFC 6455 connection state machine, bytes in and events out."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from hypothesis import strategies as st
 
 from rawrt.errors import ConnectionClosed, LimitExceeded, LocalProtocolError, ProtocolError
 from rawrt.limits import Limits
-from rawrt.sansio.frames import RSV1, Opcode, encode_close, encode_frame
-from rawrt.sansio.websocket import (
+from rawrt.sansio.ws.connection import (
     TRANSITIONS,
     BinaryMessage,
     CloseReceived,
@@ -25,6 +24,7 @@ from rawrt.sansio.websocket import (
     WebSocketConnection,
     state_diagram,
 )
+from rawrt.sansio.ws.frames import RSV1, Opcode, encode_close, encode_frame
 
 KEY = bytes.fromhex("37fa213d")  # RFC 6455 §5.7's mask key, pinned for every client frame
 
@@ -277,7 +277,7 @@ class TestPingPong:
             conn.send_ping(bytes(126))
 
     def test_rsv1_on_control_frame_with_extension(self) -> None:
-        from rawrt.sansio.deflate import PerMessageDeflate
+        from rawrt.sansio.ws.deflate import PerMessageDeflate
 
         conn = WebSocketConnection(Role.SERVER, extension=PerMessageDeflate())
         conn.receive_data(client_frame(Opcode.PING, rsv=RSV1))
@@ -574,14 +574,14 @@ class TestLayering:
 
     FORBIDDEN = {"asyncio", "socket", "selectors", "ssl", "time", "random", "secrets", "threading", "os"}
 
-    @pytest.mark.parametrize("module", ["frames", "websocket", "handshake", "deflate"])
+    @pytest.mark.parametrize("module", ["frames", "connection", "handshake", "deflate"])
     def test_imports(self, module: str) -> None:
         import ast
         from pathlib import Path
 
         import rawrt.sansio
 
-        source = Path(rawrt.sansio.__file__).with_name(f"{module}.py").read_text()
+        source = (Path(rawrt.sansio.__file__).parent / "ws" / f"{module}.py").read_text()
         imported: set[str] = set()
         for node in ast.walk(ast.parse(source)):
             if isinstance(node, ast.Import):

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 import pytest
 from httpwire import TIMEOUT, Client, chunked, client, connect, exchange, get, post, running
 
-import rawrt.server
+import rawrt.server.connection
 from rawrt.app import App, Push, Request, Response, StreamingResponse
 from rawrt.limits import KiB, Limits, MiB
 from rawrt.sansio.http11 import encode_chunk
@@ -328,7 +328,7 @@ class TestBadInput:
 
     @pytest.mark.asyncio
     async def test_lingering_close_is_bounded(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setattr(rawrt.server, "LINGER_TIMEOUT", 0.3)
+        monkeypatch.setattr(rawrt.server.connection, "LINGER_TIMEOUT", 0.3)
         async with running(counting_app(Counter()), SMALL) as server, client(server) as c:
             await c.send(b"POST /x HTTP/1.1\r\nHost: test\r\nContent-Length: 1000000\r\n\r\n")
             assert (await c.read_response()).status == 413

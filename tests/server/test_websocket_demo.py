@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosedError
 from rawrt.app import App
 from rawrt.demo import WS_ECHO_MAX_MESSAGE
 from rawrt.limits import Limits, MiB
-from rawrt.sansio.frames import apply_mask
+from rawrt.sansio.ws.frames import apply_mask
 from rawrt.server import Server
 from rawrt.websocket import WebSocket
 

@@ -354,7 +354,7 @@ def _key(head: bytes) -> bytes:
 
 
 def _accept(head: bytes) -> bytes:
-    from rawrt.sansio.handshake import accept_key
+    from rawrt.sansio.ws.handshake import accept_key
 
     return accept_key(_key(head))
 

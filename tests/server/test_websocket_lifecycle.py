@@ -23,12 +23,12 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed as WsConnectionClosed
 from websockets.exceptions import ConnectionClosedError
 
-import rawrt.websocket
+import rawrt.websocket.fanout
 from rawrt.app import App
 from rawrt.errors import ConnectionClosed
 from rawrt.limits import KiB, Limits, MiB
-from rawrt.sansio.frames import apply_mask, encode_frame
-from rawrt.sansio.websocket import Role, WebSocketConnection
+from rawrt.sansio.ws.connection import Role, WebSocketConnection
+from rawrt.sansio.ws.frames import apply_mask, encode_frame
 from rawrt.server import Server
 from rawrt.websocket import WebSocket, broadcast
 
@@ -578,7 +578,7 @@ class TestBroadcast:
                 ]
                 for _ in range(5):
                     await asyncio.wait_for(joined.acquire(), TIMEOUT)
-                monkeypatch.setattr(rawrt.websocket, "encode_frame", spy)
+                monkeypatch.setattr(rawrt.websocket.fanout, "encode_frame", spy)
                 assert await broadcast(members, "hello room") == 5
                 assert await broadcast(members, b"\x00binary") == 5
                 monkeypatch.undo()

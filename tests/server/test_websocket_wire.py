@@ -21,8 +21,8 @@ import pytest
 from httpwire import TIMEOUT, Client, RawResponse, client, running
 
 from rawrt.app import App, Request, Response
-from rawrt.sansio.frames import apply_mask
-from rawrt.sansio.handshake import accept_key
+from rawrt.sansio.ws.frames import apply_mask
+from rawrt.sansio.ws.handshake import accept_key
 from rawrt.server import Server
 from rawrt.websocket import WebSocket
 

@@ -566,7 +566,7 @@ class WebSocketConnection:
         self._out_opcode = 0 if fin else opcode
 
     def send_encoded(self, frame: bytes) -> None:
-        """Send a frame encoded beforehand with :func:`~rawrt.sansio.frames.encode_frame`.
+        """Send a frame encoded beforehand with :func:`~rawrt.sansio.ws.frames.encode_frame`.
 
         For broadcasts: encode a message once (unmasked, so server role only), then hand the same
         bytes to every connection. The frame is sent uncompressed even if permessage-deflate was

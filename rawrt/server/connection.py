@@ -19,38 +19,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl as _ssl
-import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from email.utils import formatdate
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, TypeVar
 
-from .app import App, Request, Response, StreamingResponse
-from .errors import LimitExceeded, LocalProtocolError, ProtocolError, RemoteProtocolError
-from .limits import DEFAULT_LIMITS, MAX_RECV, Limits
-from .sansio import http11
-from .sansio.headers import HeaderList, Headers, HeaderSequence
+from ..app import Request, Response, StreamingResponse
+from ..errors import LimitExceeded, LocalProtocolError, ProtocolError, RemoteProtocolError
+from ..limits import MAX_RECV
+from ..sansio import http11
+from ..sansio.headers import HeaderList, Headers, HeaderSequence
+from ..websocket import WebSocket
+from .dates import http_date
+from .upgrade import Session, handshake
 
 if TYPE_CHECKING:
-    from .websocket import Session, WebSocket
+    from .server import Server
 
-__all__ = ["Server", "ServerConnection", "http_date", "serve"]
+__all__ = ["ServerConnection", "close_in_stages"]
 
 error_log = logging.getLogger("rawrt.error")
 access_log = logging.getLogger("rawrt.access")
-
-_date_cache: tuple[int, bytes] = (0, b"")
-
-
-def http_date() -> bytes:
-    """The current time as an IMF-fixdate (RFC 9110 §5.6.7), computed at most once a second."""
-    global _date_cache
-    now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache = (now, formatdate(now, usegmt=True).encode("ascii"))
-    return _date_cache[1]
-
 
 T = TypeVar("T")
 
@@ -328,7 +316,7 @@ class ServerConnection:
         """
         if self.conn.client_state not in (http11.State.ERROR, http11.State.SEND_BODY):
             return  # the request was read whole: nothing more is coming that could provoke a reset
-        await _close_in_stages(self.reader, self.writer)
+        await close_in_stages(self.reader, self.writer)
 
     async def _serve(self) -> None:
         limits = self.limits
@@ -423,8 +411,6 @@ class ServerConnection:
             route, request.path_params = found
             method = request.method
             if route.websocket is not None and method == "GET" and event.upgrade is not None:
-                from .websocket import handshake
-
                 outcome = await handshake(self, route, event, request)
                 if isinstance(outcome, bool):
                     return outcome  # refused: the connection stays HTTP (or closes)
@@ -638,7 +624,7 @@ class ServerConnection:
             self.task.cancel()
 
 
-async def _close_in_stages(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def close_in_stages(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Half-close, then read and drop input until the client closes too, for at most LINGER_TIMEOUT."""
     transport = writer.transport
     if transport.is_closing() or reader.at_eof():
@@ -654,196 +640,5 @@ async def _close_in_stages(reader: asyncio.StreamReader, writer: asyncio.StreamW
         await asyncio.wait_for(discard(), LINGER_TIMEOUT)
 
 
-async def _refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Close after the 503 of a server at capacity."""
-    # The client has usually sent its request already: close in stages, or the reset that unread request
-    # provokes would erase our 503 before the client reads it (RFC 9112 §9.6).
-    try:
-        await _close_in_stages(reader, writer)
-    finally:
-        writer.close()
-
-
 def _internal_error() -> ProtocolError:
     return ProtocolError("internal server error", status_hint=500)
-
-
-class Server:
-    """An HTTP/1.1 + WebSocket server for an :class:`App`.
-
-    Args:
-        app: the application.
-        limits: size and time limits.
-        ssl: a server-side :class:`ssl.SSLContext` for HTTPS/WSS.
-        trace: log every WebSocket frame to ``rawrt.trace`` (direction, FIN, opcode, mask, length, payload).
-    """
-
-    def __init__(
-        self,
-        app: App,
-        limits: Limits = DEFAULT_LIMITS,
-        *,
-        ssl: _ssl.SSLContext | None = None,
-        trace: bool = False,
-    ) -> None:
-        self.app = app
-        self.limits = limits
-        self.ssl = ssl
-        self.trace = trace
-        self.connections: set[ServerConnection] = set()
-        self.websockets: set[WebSocket] = set()
-        self.closing = False
-        self._server: asyncio.Server | None = None
-        self._shutdown_event: asyncio.Event | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._reaper: asyncio.Task[None] | None = None
-        self.loop_time: Callable[[], float] = time.monotonic
-        timeouts = [
-            t
-            for t in (limits.header_timeout, limits.body_timeout, limits.keep_alive_timeout)
-            if t is not None
-        ]
-        #: How often the reaper checks deadlines: a twentieth of the shortest timeout, between 20 and 250 ms
-        #: (so a timeout fires at most 5% or 250 ms late; a tick costs one pass over the connections).
-        self.reaper_tick = min(0.25, max(0.02, min(timeouts, default=5.0) / 20))
-
-    @property
-    def shutdown_event(self) -> asyncio.Event:
-        """Set when a graceful shutdown begins."""
-        if self._shutdown_event is None:
-            self._shutdown_event = asyncio.Event()
-        return self._shutdown_event
-
-    async def start(self, host: str = "127.0.0.1", port: int = 8000) -> None:
-        """Listen on ``host:port`` (port 0 picks a free port; see :attr:`port`)."""
-        loop = asyncio.get_running_loop()
-        self.loop_time = loop.time
-        # _accept is a plain function, not a coroutine function: start_server then adds no task (and no done
-        # callback holding the streams) of its own; _accept starts the connection's task itself.
-        self._server = await asyncio.start_server(
-            self._accept, host, port, ssl=self.ssl, limit=MAX_RECV, backlog=1024
-        )
-        self._reaper = loop.create_task(self._reap())
-        for hook in self.app.on_startup:
-            await hook()
-
-    @property
-    def port(self) -> int:
-        """The port actually bound."""
-        assert self._server is not None
-        return int(self._server.sockets[0].getsockname()[1])
-
-    @property
-    def host(self) -> str:
-        assert self._server is not None
-        return str(self._server.sockets[0].getsockname()[0])
-
-    async def _reap(self) -> None:
-        """Time out the connections whose bounded wait has passed its deadline (one task for all)."""
-        while True:
-            await asyncio.sleep(self.reaper_tick)
-            now = self.loop_time()
-            for conn in self.connections:
-                if conn.deadline and conn.deadline <= now:
-                    conn.time_out()
-
-    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # Not a coroutine function: it starts the connection's task, so no frame of its own stays suspended
-        # (holding the streams) for the connection's whole life.
-        if self.closing:
-            writer.close()
-            return
-        loop = asyncio.get_running_loop()
-        if len(self.connections) >= self.limits.max_connections:
-            # Over the cap: a one-shot 503 (RFC 9110 §15.6.4) so the client knows to retry, then close.
-            writer.write(
-                b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
-                b"content-length: 20\r\nretry-after: 1\r\nconnection: close\r\n\r\nserver at capacity.\n"
-            )
-            task = loop.create_task(_refuse(reader, writer))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            return
-        conn = ServerConnection(self, reader, writer)
-        self.connections.add(conn)
-        # run() discards its task from _tasks when it ends.
-        self._tasks.add(loop.create_task(conn.run()))
-
-    async def shutdown(self, timeout: float | None = None) -> None:
-        """Graceful shutdown: stop accepting, close idle connections, close WebSockets with 1001, let
-        in-flight requests finish; anything still running after ``timeout`` (default
-        ``limits.shutdown_timeout``) is cancelled."""
-        if self.closing:
-            return
-        self.closing = True
-        self.shutdown_event.set()
-        if self._server is not None:
-            self._server.close()
-        for conn in list(self.connections):
-            conn.abort_idle()
-            conn.abort_stream()
-        budget = timeout or self.limits.shutdown_timeout
-        deadline = asyncio.get_running_loop().time() + budget
-        websockets = list(self.websockets)
-        if websockets:
-            # RFC 6455 §7.4.1: 1001 "going away". The close handshakes share the shutdown budget: a peer that
-            # never answers is aborted when it runs out, not after its own ws_close_timeout.
-            closers = [asyncio.ensure_future(ws.close(1001, "server shutting down")) for ws in websockets]
-            _, late = await asyncio.wait(closers, timeout=budget)
-            for ws in websockets:
-                if ws.close_code is None:
-                    ws.abort()
-            for closer in late:
-                closer.cancel()
-            await asyncio.gather(*closers, return_exceptions=True)
-        tasks = [t for t in self._tasks if not t.done()]
-        if tasks:
-            remaining = max(0.0, deadline - asyncio.get_running_loop().time())
-            _, pending = await asyncio.wait(tasks, timeout=remaining)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=1.0)
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 1.0)
-        if self._reaper is not None:
-            self._reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
-        for hook in self.app.on_shutdown:
-            await hook()
-
-
-async def serve(
-    app: App,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    *,
-    limits: Limits = DEFAULT_LIMITS,
-    ssl: _ssl.SSLContext | None = None,
-    trace: bool = False,
-    ready: Callable[[Server], Awaitable[None] | None] | None = None,
-) -> None:
-    """Run a server until cancelled or until SIGINT/SIGTERM, then shut down gracefully."""
-    import signal
-
-    server = Server(app, limits, ssl=ssl, trace=trace)
-    await server.start(host, port)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-    try:
-        if ready is not None:
-            result = ready(server)
-            if result is not None:
-                await result
-        await stop.wait()
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-        await server.shutdown()

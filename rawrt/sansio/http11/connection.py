@@ -33,12 +33,12 @@ import enum
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
-from ..errors import LimitExceeded, LocalProtocolError, ProtocolError, RemoteProtocolError, printable
-from ..limits import DEFAULT_LIMITS, Limits
-from . import abnf
-from .buffer import ReceiveBuffer
+from ...errors import LimitExceeded, LocalProtocolError, ProtocolError, RemoteProtocolError, printable
+from ...limits import DEFAULT_LIMITS, Limits
+from .. import abnf
+from ..buffer import ReceiveBuffer
+from ..headers import HeaderList, HeaderSequence
 from .chunked import ChunkedDecoder, Trailers
-from .headers import HeaderList, HeaderSequence
 
 __all__ = [
     "HTTPConnection",

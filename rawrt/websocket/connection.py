@@ -2,7 +2,7 @@
 
 Strategy
 --------
-:class:`WebSocket` wraps a sans-IO :class:`~rawrt.sansio.websocket.WebSocketConnection`. The opening
+:class:`WebSocket` wraps a sans-IO :class:`~rawrt.sansio.ws.connection.WebSocketConnection`. The opening
 handshake is read and written on asyncio streams; after it the WebSocket takes the transport over and is its
 :class:`asyncio.Protocol` (no stream objects and no reader task per connection: docs/topics/memory.md).
 ``data_received`` feeds the connection, writes its automatic answers (pong, close echo) at once, and queues
@@ -28,22 +28,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import secrets
-import ssl as _ssl
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import urlsplit
 
-from .errors import ConnectionClosed, HandshakeError, LocalProtocolError, ProtocolError
-from .limits import DEFAULT_LIMITS, MAX_RECV, Limits
-from .sansio import abnf
-from .sansio import handshake as hs
-from .sansio.deflate import CLIENT_DEFAULTS, SERVER_DEFAULTS, DeflateOptions
-from .sansio.frames import CloseCode, Opcode, apply_mask, encode_frame
-from .sansio.headers import Headers
-from .sansio.websocket import (
+from ..errors import ConnectionClosed, LocalProtocolError, ProtocolError
+from ..limits import DEFAULT_LIMITS, Limits
+from ..sansio.headers import Headers
+from ..sansio.ws.connection import (
     BinaryMessage,
     CloseReceived,
     Ping,
@@ -53,12 +46,13 @@ from .sansio.websocket import (
     TextMessage,
     WebSocketConnection,
 )
+from ..sansio.ws.frames import CloseCode
+from .trace import FrameTracer
 
 if TYPE_CHECKING:
-    from .app import Request, Route
-    from .server import ServerConnection
+    from ..app import Request
 
-__all__ = ["WebSocket", "connect", "broadcast", "upgrade", "handshake", "Session", "Message"]
+__all__ = ["WebSocket", "Message"]
 
 error_log = logging.getLogger("rawrt.error")
 trace_log = logging.getLogger("rawrt.trace")
@@ -141,7 +135,7 @@ class WebSocket(asyncio.Protocol):
         self._ping_deadline: asyncio.TimerHandle | None = None
         #: A client's wait for the server to close TCP after the close handshake (RFC 6455 §7.1.1).
         self._close_timer: asyncio.TimerHandle | None = None
-        self._tracer = _Tracer(protocol.role) if trace else None
+        self._tracer = FrameTracer(protocol.role) if trace else None
         self._logged = False
         initial, eof = self._take_over(reader, writer, initial)
         if limits.ws_ping_interval is not None:
@@ -556,370 +550,3 @@ class WebSocket(asyncio.Protocol):
 async def _aiter(items: Iterable[Message]) -> AsyncIterator[Message]:
     for item in items:
         yield item
-
-
-# -------------------------------------------------------------------------------------------- tracing
-
-
-class _Tracer:
-    """Decodes the bytes on the wire into frames for the ``rawrt.trace`` log (a learner's view)."""
-
-    def __init__(self, role: Role) -> None:
-        self.role = role
-        self._in = bytearray()
-        self._out = bytearray()
-
-    def received(self, data: bytes) -> None:
-        self._log(self._in, data, "<<", masked=self.role is Role.SERVER)
-
-    def sent(self, data: bytes) -> None:
-        self._log(self._out, data, ">>", masked=self.role is Role.CLIENT)
-
-    @staticmethod
-    def _log(buf: bytearray, data: bytes, arrow: str, *, masked: bool) -> None:
-        buf += data
-        while len(buf) >= 2:
-            b0, b1 = buf[0], buf[1]
-            length = b1 & 0x7F
-            pos = 2
-            if length == 126:
-                if len(buf) < 4:
-                    return
-                length = int.from_bytes(buf[2:4], "big")
-                pos = 4
-            elif length == 127:
-                if len(buf) < 10:
-                    return
-                length = int.from_bytes(buf[2:10], "big")
-                pos = 10
-            key = b""
-            if b1 & 0x80:
-                key = bytes(buf[pos : pos + 4])
-                pos += 4
-            if len(buf) < pos + min(length, 1 << 24):
-                return
-            payload = bytes(buf[pos : pos + length])
-            if key:
-                payload = apply_mask(payload, key)
-            try:
-                name = Opcode(b0 & 0x0F).name
-            except ValueError:
-                name = f"0x{b0 & 0x0F:x}"
-            trace_log.debug(
-                "%s fin=%d rsv1=%d opcode=%s mask=%s len=%d payload=%r%s",
-                arrow,
-                b0 >> 7,
-                (b0 >> 6) & 1,
-                name,
-                key.hex() or "-",
-                length,
-                payload[:32],
-                "..." if length > 32 else "",
-            )
-            del buf[: pos + length]
-
-
-# ----------------------------------------------------------------------------------------- the server
-
-
-async def _after_refusal(conn: ServerConnection) -> bool:
-    """A refused handshake was answered over HTTP: finish the exchange as ``_exchange`` does, so the
-    connection can carry the next request. Returns whether it may.
-
-    The request's ``EndOfMessage`` (already parsed) and any body it had must be consumed first, or the
-    next read would hand ``_serve`` an ``EndOfMessage`` where it expects a ``Request``.
-    """
-    from .sansio import http11
-
-    if conn.events and type(conn.events[0]) is http11.EndOfMessage:
-        conn.events.popleft()
-    if conn.conn.client_state is http11.State.SEND_BODY:
-        return await conn._discard_unread_body()
-    return conn.conn.server_state is not http11.State.MUST_CLOSE
-
-
-async def upgrade(conn: ServerConnection, route: Route, event: Any, request: Request) -> bool:
-    """Answer a WebSocket opening handshake on a server connection and run the route's handler.
-
-    Returns whether the connection stays HTTP: False after a 101 and the session (the connection never goes
-    back to HTTP), the keep-alive decision after a refused handshake (400/403/405/426).
-    """
-    session = await handshake(conn, route, event, request)
-    if isinstance(session, bool):
-        return session
-    await session.run()
-    return False
-
-
-class Session:
-    """An accepted WebSocket and the handler that will serve it (see :func:`handshake`)."""
-
-    __slots__ = ("conn", "ws", "handler", "limits")
-
-    def __init__(self, conn: ServerConnection, ws: WebSocket, handler: Any, limits: Limits) -> None:
-        self.conn = conn
-        self.ws = ws
-        self.handler = handler
-        self.limits = limits
-
-    async def run(self) -> None:
-        """Run the handler; then finish the close handshake (1000 if the handler did not close; 1011 if it
-        raised) and wait, bounded, for TCP to close."""
-        conn, ws, limits = self.conn, self.ws, self.limits
-        try:
-            await self.handler(ws)
-        except ConnectionClosed:
-            pass
-        except asyncio.CancelledError:
-            ws.abort()
-            raise
-        except Exception:
-            request = ws.request
-            error_log.exception("WebSocket handler for %s failed", request.target if request else "?")
-            if ws.open:
-                ws.protocol.fail(CloseCode.INTERNAL_ERROR, "")
-                ws._flush()
-        finally:
-            conn.server.websockets.discard(ws)
-            try:
-                if ws.protocol.state is not State.CLOSED:
-                    await ws.close(CloseCode.NORMAL_CLOSURE)
-                else:
-                    await asyncio.wait_for(ws.wait_closed(), limits.ws_close_timeout)
-            except (TimeoutError, asyncio.TimeoutError):
-                ws.abort()
-            await ws._wait_lost(1.0)
-
-
-async def handshake(conn: ServerConnection, route: Route, event: Any, request: Request) -> Session | bool:
-    """The opening handshake (RFC 6455 §4.2) on a server connection.
-
-    Returns:
-        The :class:`Session` to run after a 101, or, after a refusal (the route's check, or 400/403/405/426
-        from :func:`rawrt.sansio.handshake.accept`), whether the HTTP connection may carry another request.
-        The server runs the session from the top of the connection's task, so the HTTP exchange's coroutine
-        frames are gone for the life of the WebSocket (memory per idle connection, docs/topics/memory.md).
-    """
-    from .server import http_date
-
-    options = route.ws_options
-    check = options.get("check")
-    if check is not None:
-        # The route's own validation (e.g. query parameters) answers with plain HTTP before any 101.
-        refusal = check(request)
-        if refusal is not None:
-            conn.conn.send_response_bytes(refusal.status, refusal.headers, refusal.body, date=http_date())
-            keep = conn._flush()
-            conn._log_access(request, refusal.status)
-            return keep and await _after_refusal(conn)
-    limits: Limits = options.get("limits") or conn.limits
-    compression = options.get("compression", "permessage-deflate")
-    deflate: DeflateOptions | None
-    if compression is None or compression is False:
-        deflate = None
-    elif isinstance(compression, DeflateOptions):
-        deflate = compression
-    else:
-        deflate = SERVER_DEFAULTS
-    try:
-        accepted = hs.accept(
-            event.method,
-            event.http_version,
-            event.headers,
-            subprotocols=options.get("subprotocols", ()),
-            origins=options.get("origins"),
-            deflate=deflate,
-        )
-    except HandshakeError as exc:
-        status, _reason, headers, body = hs.reject(exc)
-        # Its Content-Length is the body's own: send_response_bytes checks it and writes it once.
-        conn.conn.send_response_bytes(status, headers, body, date=http_date())
-        keep = conn._flush()
-        conn._log_access(request, status)
-        return keep and await _after_refusal(conn)
-    http = conn.conn
-    http.send_response(101, list(accepted.headers), date=http_date())
-    conn._flush()
-    conn._log_access(request, 101)
-    protocol = WebSocketConnection(Role.SERVER, limits=limits, extension=accepted.extension)
-    ws = WebSocket(
-        conn.reader,
-        conn.writer,
-        protocol,
-        limits=limits,
-        subprotocol=accepted.subprotocol,
-        headers=request.headers,
-        request=request,
-        trace=conn.server.trace,
-        initial=http.trailing_data,
-    )
-    conn.websocket = ws
-    conn.upgraded()
-    # Held for the app (ws.request.headers) but rarely read again: one bytes object instead of a list of
-    # pairs until then.
-    request.headers.pack()
-    conn.server.websockets.add(ws)
-    handler = route.websocket
-    assert handler is not None
-    return Session(conn, ws, handler, limits)
-
-
-async def broadcast(websockets: Iterable[WebSocket], message: Message) -> int:
-    """Send one message to many WebSockets without waiting on any of them.
-
-    The frame is encoded once for every uncompressed server-side connection (RFC 7692 §6 lets a
-    compressed connection receive it uncompressed too, so compressed ones share it as well). A connection
-    whose transport already holds more than four times ``ws_write_high_water`` is too slow to keep up: it is
-    closed with 1013 (try again later) rather than buffered without bound.
-
-    Returns:
-        How many connections the message was written to.
-    """
-    if isinstance(message, str):
-        frame = encode_frame(Opcode.TEXT, message.encode("utf-8"))
-    else:
-        frame = encode_frame(Opcode.BINARY, message)
-    sent = 0
-    for ws in websockets:
-        if not ws.open:
-            continue
-        if ws._transport.get_write_buffer_size() > 4 * ws.limits.ws_write_high_water:
-            ws.protocol.send_close(CloseCode.TRY_AGAIN_LATER, "too slow for the broadcast")
-            ws._flush()
-            continue
-        if ws.protocol.role is Role.SERVER:
-            ws.send_encoded(frame)
-        else:
-            ws.protocol.send_text(message) if isinstance(message, str) else ws.protocol.send_binary(message)
-            ws._flush()
-        sent += 1
-    return sent
-
-
-# ----------------------------------------------------------------------------------------- the client
-
-
-async def connect(
-    uri: str,
-    *,
-    subprotocols: Iterable[str] = (),
-    compression: str | DeflateOptions | None = "permessage-deflate",
-    headers: Iterable[tuple[str, str]] = (),
-    origin: str | None = None,
-    ssl: _ssl.SSLContext | None = None,
-    limits: Limits = DEFAULT_LIMITS,
-    open_timeout: float | None = 10.0,
-    trace: bool = False,
-) -> WebSocket:
-    """Open a WebSocket client connection (RFC 6455 §4.1).
-
-    Args:
-        uri: ``ws://host[:port]/path?query`` or ``wss://...``.
-        subprotocols: subprotocols to offer, most preferred first.
-        compression: ``"permessage-deflate"`` (offer it), a :class:`DeflateOptions`, or None.
-        headers: extra request header fields.
-        origin: an ``Origin`` to send.
-        ssl: the TLS context for ``wss://`` (default: the system's trust store).
-        limits: message size, keepalive and close timeouts.
-        open_timeout: bound on TCP connect + TLS + handshake.
-        trace: log every frame on ``rawrt.trace``.
-
-    Raises:
-        HandshakeError: the server refused or answered wrongly (status, missing header, bad accept...).
-        OSError / TimeoutError: the connection could not be made in time.
-    """
-    parts = urlsplit(uri)
-    if parts.scheme not in ("ws", "wss"):
-        raise ValueError(f"not a WebSocket URI: {uri!r}")
-    secure = parts.scheme == "wss"
-    host = parts.hostname or ""
-    port = parts.port or (443 if secure else 80)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    if secure and ssl is None:
-        ssl = _ssl.create_default_context()
-    if isinstance(compression, DeflateOptions):
-        deflate: DeflateOptions | None = compression
-    elif compression:
-        deflate = CLIENT_DEFAULTS
-    else:
-        deflate = None
-    host_header = host if (port == (443 if secure else 80)) else f"{host}:{port}"
-    if ":" in host and not host.startswith("["):
-        host_header = f"[{host}]" + ("" if port == (443 if secure else 80) else f":{port}")
-
-    async def opening() -> WebSocket:
-        reader, writer = await asyncio.open_connection(host, port, ssl=ssl, limit=MAX_RECV)
-        try:
-            request = hs.build_request(
-                host_header,
-                nonce=lambda: secrets.token_bytes(16),
-                subprotocols=list(subprotocols),
-                origin=origin,
-                deflate=deflate,
-            )
-            fields = [*request.headers, *[(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]]
-            head = b"GET %b HTTP/1.1\r\n" % target.encode("ascii") + b"".join(
-                b"%b: %b\r\n" % pair for pair in fields
-            )
-            writer.write(head + b"\r\n")
-            status, response_headers, leftover = await _read_response_head(reader, limits)
-            result = hs.check_response(request, status, response_headers)
-        except BaseException:
-            writer.close()
-            raise
-        protocol = WebSocketConnection(
-            Role.CLIENT, limits=limits, mask_key=lambda: secrets.token_bytes(4), extension=result.extension
-        )
-        return WebSocket(
-            reader,
-            writer,
-            protocol,
-            limits=limits,
-            subprotocol=result.subprotocol,
-            headers=Headers(response_headers),
-            trace=trace,
-            initial=leftover,
-        )
-
-    if open_timeout is None:
-        return await opening()
-    return await asyncio.wait_for(opening(), open_timeout)
-
-
-async def _read_response_head(
-    reader: asyncio.StreamReader, limits: Limits
-) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """Read the handshake's response head (RFC 9112 §4, §5), strictly and within the header limits.
-
-    Returns:
-        The status, the fields, and the bytes that followed the head (the server's first frames).
-    """
-    buf = bytearray()
-    limit = limits.max_request_line + limits.max_header_bytes
-    while True:
-        end = buf.find(b"\r\n\r\n")
-        if end >= 0:
-            break
-        if len(buf) > limit:
-            raise HandshakeError(f"response head larger than {limit} bytes")
-        data = await reader.read(MAX_RECV)
-        if not data:
-            raise HandshakeError("connection closed during the opening handshake")
-        buf += data
-    head = bytes(buf[:end])
-    status_line, _, fields = head.partition(b"\r\n")
-    match = _STATUS_LINE_RE.fullmatch(status_line)
-    if match is None:
-        raise HandshakeError(f"invalid status line {status_line[:80]!r}")
-    section = fields + b"\r\n" if fields else b""
-    if abnf.FIELD_SECTION_RE.fullmatch(section) is None:
-        raise HandshakeError("invalid header section in the handshake response")
-    pairs = [(name, value.rstrip(b" \t")) for name, value in abnf.FIELD_PAIRS_RE.findall(section)]
-    status = int(match.group(1))
-    if status != 101:
-        raise HandshakeError(f"server answered {status} {match.group(2).decode('latin-1')!r}, expected 101")
-    return status, pairs, bytes(buf[end + 4 :])
-
-
-# RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ]
-_STATUS_LINE_RE = re.compile(rb"HTTP/1\.[0-9] ([0-9]{3}) ([\t \x21-\x7e\x80-\xff]*)")

@@ -35,13 +35,13 @@ import enum
 import re
 from dataclasses import dataclass
 
-from ..errors import LimitExceeded, LocalProtocolError, RemoteProtocolError, printable
-from ..limits import DEFAULT_LIMITS, Limits
-from . import abnf
-from .buffer import ReceiveBuffer
+from ...errors import LimitExceeded, LocalProtocolError, RemoteProtocolError, printable
+from ...limits import DEFAULT_LIMITS, Limits
+from .. import abnf
+from ..buffer import ReceiveBuffer
+from ..headers import HeaderList
 from .chunked import ChunkedDecoder
-from .headers import HeaderList
-from .http11 import Data, EndOfMessage
+from .connection import Data, EndOfMessage
 
 __all__ = ["Response", "ResponseReader", "ResponseEvent", "Framing", "encode_request"]
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import LimitExceeded, RemoteProtocolError, printable
-from ..limits import MAX_CHUNK_SIZE_DIGITS, Limits
-from . import abnf
-from .buffer import ReceiveBuffer
+from ...errors import LimitExceeded, RemoteProtocolError, printable
+from ...limits import MAX_CHUNK_SIZE_DIGITS, Limits
+from .. import abnf
+from ..buffer import ReceiveBuffer
 
 __all__ = ["ChunkedDecoder", "Trailers"]
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from rawrt.errors import HandshakeError, printable
 
-from .abnf import TOKEN
+from ..abnf import TOKEN
 from .deflate import (
     CLIENT_DEFAULTS,
     EXTENSION_NAME,

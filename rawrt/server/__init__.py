@@ -1,0 +1,19 @@
+"""The asyncio server: accept TCP connections and drive the sans-IO protocols on them.
+
+Rooms:
+
+* :mod:`.server` -- :class:`Server` (listen, the connection cap, the reaper, graceful shutdown) and
+  :func:`serve` (run one until SIGINT/SIGTERM).
+* :mod:`.connection` -- :class:`ServerConnection`, the HTTP/1.1 connection driver: read, parse, route,
+  answer, with every protocol error turned into a status in one place.
+* :mod:`.upgrade` -- the WebSocket opening handshake on a connection, and the take-over after the 101.
+* :mod:`.dates` -- the ``Date`` header.
+"""
+
+from __future__ import annotations
+
+from .connection import ServerConnection
+from .dates import http_date
+from .server import Server, serve
+
+__all__ = ["Server", "ServerConnection", "http_date", "serve"]

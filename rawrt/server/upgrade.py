@@ -1,0 +1,170 @@
+"""The server's side of the WebSocket opening handshake (RFC 6455 §4.2): refuse over HTTP, or send the 101
+and hand the connection's transport to a :class:`~rawrt.websocket.WebSocket`.
+
+The handshake itself is validated by the sans-IO :mod:`rawrt.sansio.ws.handshake`; this module only moves
+its answer onto the connection and starts the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConnectionClosed, HandshakeError
+from ..limits import Limits
+from ..sansio import http11
+from ..sansio.ws import handshake as hs
+from ..sansio.ws.connection import Role, State, WebSocketConnection
+from ..sansio.ws.deflate import SERVER_DEFAULTS, DeflateOptions
+from ..sansio.ws.frames import CloseCode
+from ..websocket import WebSocket
+from .dates import http_date
+
+if TYPE_CHECKING:
+    from ..app import Request, Route
+    from .connection import ServerConnection
+
+__all__ = ["Session", "handshake", "upgrade"]
+
+error_log = logging.getLogger("rawrt.error")
+
+
+async def _after_refusal(conn: ServerConnection) -> bool:
+    """A refused handshake was answered over HTTP: finish the exchange as ``_exchange`` does, so the
+    connection can carry the next request. Returns whether it may.
+
+    The request's ``EndOfMessage`` (already parsed) and any body it had must be consumed first, or the
+    next read would hand ``_serve`` an ``EndOfMessage`` where it expects a ``Request``.
+    """
+
+    if conn.events and type(conn.events[0]) is http11.EndOfMessage:
+        conn.events.popleft()
+    if conn.conn.client_state is http11.State.SEND_BODY:
+        return await conn._discard_unread_body()
+    return conn.conn.server_state is not http11.State.MUST_CLOSE
+
+
+async def upgrade(conn: ServerConnection, route: Route, event: Any, request: Request) -> bool:
+    """Answer a WebSocket opening handshake on a server connection and run the route's handler.
+
+    Returns whether the connection stays HTTP: False after a 101 and the session (the connection never goes
+    back to HTTP), the keep-alive decision after a refused handshake (400/403/405/426).
+    """
+    session = await handshake(conn, route, event, request)
+    if isinstance(session, bool):
+        return session
+    await session.run()
+    return False
+
+
+class Session:
+    """An accepted WebSocket and the handler that will serve it (see :func:`handshake`)."""
+
+    __slots__ = ("conn", "ws", "handler", "limits")
+
+    def __init__(self, conn: ServerConnection, ws: WebSocket, handler: Any, limits: Limits) -> None:
+        self.conn = conn
+        self.ws = ws
+        self.handler = handler
+        self.limits = limits
+
+    async def run(self) -> None:
+        """Run the handler; then finish the close handshake (1000 if the handler did not close; 1011 if it
+        raised) and wait, bounded, for TCP to close."""
+        conn, ws, limits = self.conn, self.ws, self.limits
+        try:
+            await self.handler(ws)
+        except ConnectionClosed:
+            pass
+        except asyncio.CancelledError:
+            ws.abort()
+            raise
+        except Exception:
+            request = ws.request
+            error_log.exception("WebSocket handler for %s failed", request.target if request else "?")
+            if ws.open:
+                ws.protocol.fail(CloseCode.INTERNAL_ERROR, "")
+                ws._flush()
+        finally:
+            conn.server.websockets.discard(ws)
+            try:
+                if ws.protocol.state is not State.CLOSED:
+                    await ws.close(CloseCode.NORMAL_CLOSURE)
+                else:
+                    await asyncio.wait_for(ws.wait_closed(), limits.ws_close_timeout)
+            except (TimeoutError, asyncio.TimeoutError):
+                ws.abort()
+            await ws._wait_lost(1.0)
+
+
+async def handshake(conn: ServerConnection, route: Route, event: Any, request: Request) -> Session | bool:
+    """The opening handshake (RFC 6455 §4.2) on a server connection.
+
+    Returns:
+        The :class:`Session` to run after a 101, or, after a refusal (the route's check, or 400/403/405/426
+        from :func:`rawrt.sansio.ws.handshake.accept`), whether the HTTP connection may carry another request.
+        The server runs the session from the top of the connection's task, so the HTTP exchange's coroutine
+        frames are gone for the life of the WebSocket (memory per idle connection, docs/topics/memory.md).
+    """
+
+    options = route.ws_options
+    check = options.get("check")
+    if check is not None:
+        # The route's own validation (e.g. query parameters) answers with plain HTTP before any 101.
+        refusal = check(request)
+        if refusal is not None:
+            conn.conn.send_response_bytes(refusal.status, refusal.headers, refusal.body, date=http_date())
+            keep = conn._flush()
+            conn._log_access(request, refusal.status)
+            return keep and await _after_refusal(conn)
+    limits: Limits = options.get("limits") or conn.limits
+    compression = options.get("compression", "permessage-deflate")
+    deflate: DeflateOptions | None
+    if compression is None or compression is False:
+        deflate = None
+    elif isinstance(compression, DeflateOptions):
+        deflate = compression
+    else:
+        deflate = SERVER_DEFAULTS
+    try:
+        accepted = hs.accept(
+            event.method,
+            event.http_version,
+            event.headers,
+            subprotocols=options.get("subprotocols", ()),
+            origins=options.get("origins"),
+            deflate=deflate,
+        )
+    except HandshakeError as exc:
+        status, _reason, headers, body = hs.reject(exc)
+        # Its Content-Length is the body's own: send_response_bytes checks it and writes it once.
+        conn.conn.send_response_bytes(status, headers, body, date=http_date())
+        keep = conn._flush()
+        conn._log_access(request, status)
+        return keep and await _after_refusal(conn)
+    http = conn.conn
+    http.send_response(101, list(accepted.headers), date=http_date())
+    conn._flush()
+    conn._log_access(request, 101)
+    protocol = WebSocketConnection(Role.SERVER, limits=limits, extension=accepted.extension)
+    ws = WebSocket(
+        conn.reader,
+        conn.writer,
+        protocol,
+        limits=limits,
+        subprotocol=accepted.subprotocol,
+        headers=request.headers,
+        request=request,
+        trace=conn.server.trace,
+        initial=http.trailing_data,
+    )
+    conn.websocket = ws
+    conn.upgraded()
+    # Held for the app (ws.request.headers) but rarely read again: one bytes object instead of a list of
+    # pairs until then.
+    request.headers.pack()
+    conn.server.websockets.add(ws)
+    handler = route.websocket
+    assert handler is not None
+    return Session(conn, ws, handler, limits)
