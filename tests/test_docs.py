@@ -2,6 +2,8 @@
 
 * ``docs/topics/state-diagrams.md`` is exactly what ``docs/tools/make_state_diagrams.py`` generates from the
   ``TRANSITIONS`` tables now.
+* The import graph in ``docs/topics/design.md`` (between its marker comments) is exactly what
+  ``docs/tools/make_import_graph.py`` generates from the source now.
 * ``docs/topics/limits.md`` has a row for every field of :class:`rawrt.limits.Limits` (and for ``MAX_RECV``
   and ``MAX_CHUNK_SIZE_DIGITS``), and each row's default is the code's default.
 * The code blocks marked ``# file: NAME.py`` in the tutorial and how-to guides run: each file is written to a
@@ -52,6 +54,14 @@ def test_state_diagrams_are_generated_from_the_tables() -> None:
     assert isinstance(expected, str)
     current = (DOCS / "topics" / "state-diagrams.md").read_text("utf-8")
     assert current == expected, "run: python docs/tools/make_state_diagrams.py"
+
+
+def test_import_graph_is_generated_from_the_code() -> None:
+    tool = load_path("make_import_graph", DOCS / "tools" / "make_import_graph.py")
+    expected = tool.render()
+    assert isinstance(expected, str) and expected.startswith(tool.BEGIN)
+    current = tool.current_block((DOCS / "topics" / "design.md").read_text("utf-8"))
+    assert current == expected, "run: python docs/tools/make_import_graph.py"
 
 
 def test_state_diagrams_show_every_transition() -> None:
