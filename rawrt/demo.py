@@ -14,6 +14,9 @@
                                at once, with an ETag (304 on a matching ``If-None-Match``)
 ``GET /longpoll``              long poll ``?channel=C&since=N&timeout=S``: the same JSON, held until an event
                                exists or ``S`` seconds pass (default 30, at most 60)
+``GET /ws``                    WebSocket echo, every message sent back as it came (the Autobahn testee)
+``GET /ws/chat``               WebSocket chat on ``?channel=C&since=N``: each event as its JSON text message,
+                               text sent is published (:mod:`rawrt.websocket.chat`)
 =============================  ========================================================================
 
 Channels: ``channel`` defaults to ``default`` and must match ``[A-Za-z0-9_.-]{1,64}`` (else 400). One
@@ -25,16 +28,12 @@ Channels: ``channel`` defaults to ``default`` and must match ``[A-Za-z0-9_.-]{1,
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import dataclasses
-import json
 import re
 from importlib import resources
 
 from .app import App, Request, Response, StreamingResponse
-from .errors import ConnectionClosed
 from .hub import Hub
 from .limits import DEFAULT_LIMITS, Limits, MiB
 from .polling import (
@@ -47,7 +46,7 @@ from .polling import (
     short_poll,
 )
 from .sse import hub_stream
-from .websocket import WebSocket
+from .websocket import WebSocket, chat_session
 
 __all__ = ["create_app", "DemoApp", "DEFAULT_CHANNEL", "CHANNEL_RE", "channel_param"]
 
@@ -90,49 +89,6 @@ def _bad_request(message: str) -> Response:
 
 
 _BAD_CHANNEL = "channel must match [A-Za-z0-9_.-]{1,64}"
-
-
-async def chat_session(ws: WebSocket, hub: Hub, channel: str, since: int | None) -> None:
-    """Serve one ``/ws/chat`` client: every event after ``since`` (none without it), then live; each as a
-    text message with the event's JSON (``{"channel", "id", "data"}``, the same objects ``/poll`` lists).
-    Text from the client is published on the channel.
-
-    Closes: 1003 for a binary message (RFC 6455 §7.4.1: a type the endpoint cannot accept); 1013 "try
-    again later" when the client fell behind its queue, with the ``since`` to resume from in the reason. A
-    cursor the history cannot honour first gets ``{"reset": true, "cursor": N}`` (never a silent gap).
-    """
-    ready = asyncio.Event()
-    sub = hub.subscribe(channel, cursor=since, wake=ready.set)
-
-    async def pump() -> None:
-        if sub.reset:
-            await ws.send(json.dumps({"reset": True, "cursor": sub.cursor}))
-        while True:
-            ready.clear()  # before draining: a publish in between sets it again (hub.py's contract)
-            batch = sub.drain()
-            if batch:
-                for event in batch:
-                    await ws.send(event.json)
-            elif sub.overflowed:
-                await ws.close(1013, f"too slow: resume with since={sub.cursor}")
-                return
-            else:
-                await ready.wait()
-
-    pumping = asyncio.ensure_future(pump())
-    try:
-        async for message in ws:
-            if isinstance(message, bytes):
-                await ws.close(1003, "binary messages are not accepted: send text")
-                break
-            hub.publish(channel, message)
-            if pumping.done():
-                break
-    finally:
-        pumping.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
-            await pumping
-        sub.close()
 
 
 def _page() -> str:

@@ -7,8 +7,8 @@ Both answer with the same JSON document (``application/json``, compact, UTF-8)::
     {"cursor": M, "events": [{"channel": "C", "id": N, "data": "..."}, ...]}       (+ "reset": true)
 
 * ``events`` are the channel's events after the client's cursor ``since``, in id order, at most
-  ``Limits.poll_max_batch`` (1,000) of them; each is the hub's cached ``Event.json``, so one event is
-  encoded once for every client that receives it.
+  ``Limits.poll_max_batch`` (1,000) of them; each is :func:`event_json`, encoded once per event for every
+  client that receives it (the WebSocket chat, :mod:`rawrt.websocket.chat`, sends the same text).
 * ``cursor`` is the id of the last event in the answer, or ``since`` when there is none: the client sends
   it back as ``since`` next time, and gets each event exactly once. An answer that holds a full batch means
   more may be waiting: poll again at once.
@@ -33,17 +33,20 @@ When the server shuts down, held requests are answered with what they have.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import re
 import secrets
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .app import Request, Response
-from .hub import Event, Hub, parse_cursor
+from .hub import Event, EventMemo, Hub, parse_cursor
 from .limits import DEFAULT_LIMITS, Limits
 
 __all__ = [
+    "event_json",
     "PollAnswer",
     "PollParameterError",
     "parse_since",
@@ -55,6 +58,21 @@ __all__ = [
     "poll_response",
     "longpoll_response",
 ]
+
+
+def _encode_event(event: Event) -> str:
+    # ensure_ascii=False: the document is sent as UTF-8 (RFC 8259 §8.1), so only what JSON must escape is.
+    return json.dumps(
+        {"channel": event.channel, "id": event.id, "data": event.data},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+#: ``event_json(event) -> str``: a hub event as compact JSON text, ``{"channel":...,"id":...,"data":...}``,
+#: what a poll answer lists and the WebSocket chat sends. Encoded once per event: every client gets the same
+#: string (:class:`~rawrt.hub.EventMemo`); a batch is ``"[" + ",".join(map(event_json, events)) + "]"``.
+event_json: Callable[[Event], str] = EventMemo(_encode_event).get
 
 
 class PollParameterError(ValueError):
@@ -76,8 +94,8 @@ class PollAnswer:
     reset: bool = False
 
     def body(self) -> bytes:
-        """The JSON document, built around each event's cached ``json`` text (no per-client encoding)."""
-        events = ",".join([event.json for event in self.events])
+        """The JSON document, built around each event's :func:`event_json` (no per-client encoding)."""
+        events = ",".join(map(event_json, self.events))
         reset = ',"reset":true' if self.reset else ""
         return f'{{"cursor":{self.cursor},"events":[{events}]{reset}}}'.encode()
 

@@ -1,7 +1,8 @@
 """The pub/sub hub that feeds every transport: short polling, long polling, SSE and WebSocket.
 
-A synchronous, deterministic core: no asyncio, no clock, no threads. The asyncio transports wrap it; they
-are woken through a plain callback, so the hub never awaits anyone and tests drive it with a list.
+A synchronous, deterministic core: no asyncio, no clock, no threads, and no wire format (no HTTP, SSE or
+JSON: each transport encodes the events itself, see "Cost"). The asyncio transports wrap it; they are woken
+through a plain callback, so the hub never awaits anyone and tests drive it with a list.
 
 Contract
 --------
@@ -39,11 +40,11 @@ browser reconnects with ``Last-Event-ID``; WebSocket closes with 1013 "try again
 answers with what it has and the client polls again). On resume the replay comes from the history, or says
 ``reset`` if the client fell behind that too.
 
-Cost. ``publish`` is O(number of subscribers): one append per subscriber, no per-subscriber encoding; the
-wire forms (SSE bytes, the same framed as an HTTP chunk, JSON text) are cached on the :class:`Event` and
-computed once for all. A
-subscription is a ``__slots__`` object whose queue is allocated on its first event, so a held long-poll
-request costs a few hundred bytes (measured in ``tests/hub/test_hub.py``).
+Cost. ``publish`` is O(number of subscribers): one append (or one ``deliver`` call) per subscriber, no
+per-subscriber encoding. Events carry no wire form: each transport derives its own (SSE bytes, JSON text)
+once per event for all its clients with an :class:`~rawrt.hub.memo.EventMemo`. A subscription is a
+``__slots__`` object whose queue is allocated on its first event, so a held long-poll request costs a few
+hundred bytes (measured in ``tests/hub/test_hub.py``).
 
 Direct delivery. A subscription may also have a ``deliver(event) -> bool`` callback (:meth:`Hub.subscribe`):
 while the subscriber is caught up (no replay left, nothing queued), ``publish`` hands it the event instead
@@ -70,7 +71,7 @@ on the queue's empty -> non-empty transition only, so never wait while events ar
             ready.clear()
             batch = sub.drain()
             if batch:
-                send(b"".join(e.sse_bytes for e in batch))   # or each e.json as a text frame
+                send(b"".join(event_bytes(e) for e in batch))  # rawrt.sse.event_bytes: memoised
             elif sub.overflowed:
                 break                        # SSE: end the stream; WebSocket: close 1013; client resumes
             else:
@@ -95,7 +96,6 @@ on the queue's empty -> non-empty transition only, so never wait while events ar
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -104,8 +104,6 @@ from itertools import islice
 
 from rawrt.errors import InvalidEventError
 from rawrt.limits import DEFAULT_LIMITS, Limits
-from rawrt.sansio.http11 import encode_chunk
-from rawrt.sansio.sse import ServerSentEvent
 
 __all__ = ["Event", "Replay", "Subscription", "Hub", "parse_cursor"]
 
@@ -129,7 +127,9 @@ def parse_cursor(text: str) -> int | None:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One published event. Immutable; its encodings are computed at most once and shared by all clients.
+    """One published event. Immutable, and shared by every subscriber and every transport.
+
+    It carries no wire form: a transport derives its own once for all its clients (module docstring, "Cost").
 
     Attributes:
         channel: the channel it was published on.
@@ -143,46 +143,6 @@ class Event:
     id: int
     data: str
     data_bytes: bytes = field(repr=False, compare=False)
-    # Memo of the wire forms; set once through object.__setattr__, so the event still looks immutable.
-    _sse: bytes | None = field(default=None, init=False, repr=False, compare=False)
-    _sse_chunk: bytes | None = field(default=None, init=False, repr=False, compare=False)
-    _json: str | None = field(default=None, init=False, repr=False, compare=False)
-
-    @property
-    def sse_bytes(self) -> bytes:
-        """The event as SSE wire bytes: ``id: <id>`` then the data lines and a blank line (type "message")."""
-        if self._sse is None:
-            object.__setattr__(self, "_sse", ServerSentEvent(data=self.data, id=str(self.id)).encode())
-        assert self._sse is not None
-        return self._sse
-
-    @property
-    def sse_chunk(self) -> bytes:
-        """:attr:`sse_bytes` framed as one HTTP/1.1 chunk (RFC 9112 §7.1: size in hex, CRLF, data, CRLF).
-
-        What a chunked event stream writes: framed once here, the same bytes object goes to every
-        subscriber, where framing it per connection would cost a formatting and a copy per client.
-        """
-        if self._sse_chunk is None:
-            object.__setattr__(self, "_sse_chunk", encode_chunk(self.sse_bytes))
-        assert self._sse_chunk is not None
-        return self._sse_chunk
-
-    @property
-    def json(self) -> str:
-        """The event as compact JSON text, ``{"channel":...,"id":...,"data":...}``.
-
-        For WebSocket text messages and poll answers: a batch is ``"[" + ",".join(e.json ...) + "]"``.
-        """
-        if self._json is None:
-            text = json.dumps(
-                {"channel": self.channel, "id": self.id, "data": self.data},
-                ensure_ascii=False,
-                separators=(",", ":"),
-            )
-            object.__setattr__(self, "_json", text)
-        assert self._json is not None
-        return self._json
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,8 +199,7 @@ class Subscription:
         closed: no more events will be delivered (after :meth:`close` or an overflow).
     """
 
-    # The four fields publish reads for every subscriber come first, so they share a cache line: in a
-    # fan-out to many sockets the kernel's send path evicts each subscription between two events.
+    # The four fields publish reads for every subscriber come first (docs/topics/performance.md).
     __slots__ = (
         "_queue",
         "_deliver",

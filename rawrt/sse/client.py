@@ -1,6 +1,17 @@
-"""The Server-Sent Events client: :func:`connect` returns an :class:`EventSource` that reconnects by itself
-(WHATWG HTML §9.2.3), reading each response with the sans-IO
-:class:`~rawrt.sansio.http11.client.ResponseReader`.
+"""The Server-Sent Events client: :func:`connect` returns an :class:`EventSource` that reconnects by itself.
+
+Spec: WHATWG HTML Living Standard §9.2 "Server-sent events"; the wire format is :mod:`rawrt.sansio.sse`'s.
+
+Contract
+--------
+:func:`connect` returns an :class:`EventSource`, an async iterator of
+:class:`~rawrt.sansio.sse.MessageEvent` that behaves like a browser's ``EventSource`` (§9.2.3): it sends
+``GET`` with ``Accept: text/event-stream`` (and ``Last-Event-ID`` once it has one), reconnects by itself
+when the stream ends or the connection fails, waiting the reconnection time (3 s, or what ``retry`` set;
+with exponential backoff after failed attempts), stops cleanly on ``204 No Content``, and fails (raises
+:class:`EventSourceError`) on any other status than 200 or on a ``Content-Type`` other than
+``text/event-stream``. The HTTP response is read by the strict sans-IO
+:class:`~rawrt.sansio.http11.client.ResponseReader` (chunked, Content-Length or close-delimited).
 """
 
 from __future__ import annotations

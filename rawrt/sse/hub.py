@@ -1,4 +1,8 @@
-"""A hub channel as Server-Sent Events: :func:`hub_stream` (replay after ``Last-Event-ID``, then live)."""
+"""A hub channel as Server-Sent Events: :func:`hub_stream` (replay after ``Last-Event-ID``, then live).
+
+The contract is in :mod:`rawrt.sse.stream`'s docstring; the events' wire form is
+:func:`~rawrt.sse.stream.event_bytes`, encoded once per event for every stream.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ def hub_stream(
 ) -> StreamingResponse:
     """Stream ``channel`` of ``hub`` as Server-Sent Events: replay after the resume id, then live.
 
-    See the module docstring for the contract. The subscription is made here, synchronously, so the replay
+    See :mod:`rawrt.sse.stream` for the contract. The subscription is made here, synchronously, so the replay
     range and the live queue meet exactly (nothing lost or repeated in between), and it is closed the moment
     the stream ends.
 
@@ -46,12 +50,8 @@ def hub_stream(
     claimed = resume_id(request)
     cursor = None if claimed is None else parse_cursor(claimed)
     last = hub.last_id(channel)
-    sub = hub.subscribe(
-        channel,
-        cursor=0 if claimed is not None and cursor is None else cursor,
-        wake=stream._wake,
-        deliver=stream._deliver,
-    )
+    # A resume id that is not a cursor still says the client had something: replay all with a reset.
+    sub = stream.subscribe(hub, channel, cursor=0 if claimed is not None and cursor is None else cursor)
     if claimed is not None and (cursor is None or sub.reset):
         if cursor is None:
             reason = f"Last-Event-ID {claimed[:40]!r} is not an event id of this server"
@@ -61,12 +61,8 @@ def hub_stream(
             reason = f"events after {cursor} are no longer in the history"
         info = json.dumps({"reason": reason, "last_event_id": claimed[:40], "cursor": sub.cursor})
         # §9.2.6: the id field sets the browser's Last-Event-ID to where this stream continues from.
-        stream._pending.append(ServerSentEvent(data=info, event="reset", id=str(sub.cursor)).encode())
+        stream.send_bytes_nowait(ServerSentEvent(data=info, event="reset", id=str(sub.cursor)).encode())
     else:
-        # Dispatches nothing (no data field) but sets the client's last event ID: see the module docstring.
-        stream._pending.append(ServerSentEvent(id=str(sub.cursor)).encode())
-    stream._subscription = sub
+        # Dispatches nothing (no data field) but sets the client's last event ID: see rawrt.sse.stream.
+        stream.send_bytes_nowait(ServerSentEvent(id=str(sub.cursor)).encode())
     return stream.response()
-
-
-# --------------------------------------------------------------------------------------------- the client

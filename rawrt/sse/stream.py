@@ -1,10 +1,10 @@
-"""Server-Sent Events over asyncio: the handler API (:class:`EventStream`, :func:`hub_stream`) and a client.
+"""Server-Sent Events over asyncio, the server's side: :class:`EventStream`, and the hub's events on it.
 
 Spec: WHATWG HTML Living Standard §9.2 "Server-sent events" (section numbers below refer to it); the wire
 format itself lives in :mod:`rawrt.sansio.sse`.
 
-Contract (server side)
-----------------------
+Contract
+--------
 A handler builds an :class:`EventStream` (in the spirit of Spring's ``SseEmitter``) and returns
 ``stream.response()``, a :class:`~rawrt.app.StreamingResponse` with ``Content-Type: text/event-stream;
 charset=utf-8``, ``Cache-Control: no-cache`` and ``X-Accel-Buffering: no`` (nginx would otherwise buffer
@@ -25,27 +25,17 @@ flushes each piece as soon as it is produced. The app then calls :meth:`EventStr
 * ``timeout``: the stream completes on its own after that many seconds (the browser then reconnects, with
   ``Last-Event-ID``): a bound on how long one request may live, e.g. to rebalance behind a load balancer.
 
-:func:`hub_stream` streams a :class:`~rawrt.hub.Hub` channel: the replay after the client's resume id
-(``Last-Event-ID``, or ``?last_event_id=`` for clients that cannot set headers; the header wins), then live
-events, each once and in order, as ``id: N`` plus its ``data:`` lines. Without a resume id only live events
-are sent. Every hub stream begins with an ``id: <cursor>`` line and a blank line (no data, so nothing is
-dispatched): the client learns its position at once, so even a live-only client that drops before the
-first event resumes from where it joined. A resume id the hub cannot honour (older than the history, ahead
-of the channel, or not a number) gets an ``event: reset`` event whose data (JSON) explains why and whose
-``id`` is the cursor the stream continues from: never a silent gap. A subscriber that falls behind
+:func:`hub_stream` streams a :class:`~rawrt.hub.Hub` channel (with :meth:`EventStream.subscribe`): the replay
+after the client's resume id (``Last-Event-ID``, or ``?last_event_id=`` for clients that cannot set headers;
+the header wins), then live events, each once and in order, as ``id: N`` plus its ``data:`` lines. Without a
+resume id only live events are sent. Every hub stream begins with an ``id: <cursor>`` line and a blank line
+(no data, so nothing is dispatched): the client learns its position at once, so even a live-only client that
+drops before the first event resumes from where it joined. A resume id the hub cannot honour (older than the
+history, ahead of the channel, or not a number) gets an ``event: reset`` event whose data (JSON) explains why
+and whose ``id`` is the cursor the stream continues from: never a silent gap. A subscriber that falls behind
 (overflow) has its stream ended; the browser reconnects with ``Last-Event-ID`` and gets the rest from the
-history.
-
-Contract (client side)
-----------------------
-:func:`connect` returns an :class:`EventSource`, an async iterator of
-:class:`~rawrt.sansio.sse.MessageEvent` that behaves like a browser's ``EventSource`` (§9.2.3): it sends
-``GET`` with ``Accept: text/event-stream`` (and ``Last-Event-ID`` once it has one), reconnects by itself
-when the stream ends or the connection fails, waiting the reconnection time (3 s, or what ``retry`` set;
-with exponential backoff after failed attempts), stops cleanly on ``204 No Content``, and fails (raises
-:class:`EventSourceError`) on any other status than 200 or on a ``Content-Type`` other than
-``text/event-stream``. The HTTP response is read by the strict sans-IO
-:class:`~rawrt.sansio.http11.client.ResponseReader` (chunked, Content-Length or close-delimited).
+history. Each event is encoded once for every stream (:func:`event_bytes`), and the server frames that one
+bytes object once as an HTTP/1.1 chunk for every connection.
 """
 
 from __future__ import annotations
@@ -56,12 +46,13 @@ from collections.abc import AsyncGenerator, Callable
 
 from ..app import HeadersLike, Push, Request, StreamingResponse
 from ..errors import ConnectionClosed
-from ..hub import Event, Subscription
+from ..hub import Event, EventMemo, Hub, Subscription
 from ..limits import DEFAULT_LIMITS, Limits
 from ..sansio.sse import CONTENT_TYPE, ServerSentEvent, encode_comment
 
 __all__ = [
     "EventStream",
+    "event_bytes",
     "resume_id",
     "SSE_HEADERS",
     "HEARTBEAT",
@@ -82,6 +73,18 @@ _TIMER_SLACK = 0.001
 
 #: Pieces an EventStream holds for the writer before ``send()`` waits (backpressure on the producer).
 DEFAULT_MAX_QUEUE = 64
+
+
+def _encode_event(event: Event) -> bytes:
+    # §9.2.6: the id field sets the client's last event ID (sent back as Last-Event-ID on reconnection);
+    # with no event field the client dispatches it as a "message" event.
+    return ServerSentEvent(data=event.data, id=str(event.id)).encode()
+
+
+#: ``event_bytes(event) -> bytes``: a hub event as SSE wire bytes, ``id: <id>`` then its ``data:`` lines
+#: and a blank line. Encoded once per event: every stream gets the same bytes object
+#: (:class:`~rawrt.hub.EventMemo`), which the server's push in turn frames once as an HTTP/1.1 chunk.
+event_bytes: Callable[[Event], bytes] = EventMemo(_encode_event).get
 
 
 def resume_id(request: Request) -> str | None:
@@ -113,9 +116,8 @@ class EventStream:
         headers: extra response header fields.
     """
 
-    # Slots, the fields of the direct-delivery path first (_deliver reads or writes each of them once per
-    # event): in a fan-out the kernel's send path evicts every stream from the CPU caches between two
-    # events, so a delivery costs the cache lines it touches, one or two here instead of an instance dict.
+    # Slots, the fields of the direct-delivery path first: _deliver reads or writes each of them once per
+    # event per client (docs/topics/performance.md).
     __slots__ = (
         "_push",
         "_congested",
@@ -165,8 +167,8 @@ class EventStream:
         # Set whenever there is something for the writer (a send, a hub wake, complete()); the body clears
         # it *before* taking, so a wake between the two is never lost (rawrt.hub's driving contract).
         self._ready = asyncio.Event()
-        # The running loop, looked up once: asyncio.get_running_loop() costs ~0.2 µs, which the push path
-        # (once per event per client in a fan-out) would otherwise pay on every write.
+        # The running loop, looked up once rather than on every write of the push path, which runs once per
+        # event per client in a fan-out (docs/topics/performance.md).
         self._loop = asyncio.get_running_loop()
         self._space = asyncio.Event()  # set when the writer took the pending pieces, or the stream ended
         self._completed = False
@@ -225,12 +227,52 @@ class EventStream:
         while len(self._pending) >= self._max_queue and not self._closed and not self._completed:
             self._space.clear()
             await self._space.wait()
+        self.send_bytes_nowait(wire)
+
+    def send_bytes_nowait(self, wire: bytes) -> None:
+        """Queue ready-made event-stream bytes (whole events) at once, without waiting for room.
+
+        ``max_queue`` does not apply: this is for a bounded number of pieces that must be in place before
+        anything else, e.g. written from the handler before it returns :meth:`response` (as
+        :func:`~rawrt.sse.hub_stream` writes the client's position before the replay).
+
+        Raises:
+            ConnectionClosed: the stream is over (client gone, completed, timed out).
+        """
         if self._closed:
             raise ConnectionClosed(1006, "event stream closed: the client went away or the stream ended")
         if self._completed:
             raise ConnectionClosed(1000, "event stream already completed")
         self._pending.append(wire)
         self._wake()
+
+    def subscribe(self, hub: Hub, channel: str, *, cursor: int | None) -> Subscription:
+        """Stream ``channel`` of ``hub``: the retained events after ``cursor`` first, then live ones.
+
+        Each event goes out as :func:`event_bytes` (``id: N`` and its ``data:`` lines), after whatever was
+        queued before it. Live events are written from inside ``hub.publish`` while the client keeps up
+        (rawrt.hub "Direct delivery"), queued in the subscription while it does not; a subscriber that
+        falls behind (rawrt.hub "Overflow") has its stream ended, so the client resumes from the history.
+        The subscription is closed the moment the stream ends.
+
+        Args:
+            hub: the hub; ``channel``: the channel's name.
+            cursor: as for :meth:`~rawrt.hub.Hub.subscribe`: the last id the client has, or ``None`` for
+                live events only.
+
+        Returns:
+            The subscription: its ``reset`` and ``cursor`` say where the replay starts.
+
+        Raises:
+            RuntimeError: the stream already follows a channel (one per stream).
+        """
+        if self._subscription is not None:
+            raise RuntimeError("an EventStream follows at most one hub channel")
+        sub = hub.subscribe(channel, cursor=cursor, wake=self._wake, deliver=self._deliver)
+        self._subscription = sub
+        if self._closed:
+            sub.close()  # nothing will drain it: free it now, as _finish would have
+        return sub
 
     def _wake(self) -> None:
         """Something is ready (a send, a queued hub event, complete()): write it now if the client keeps up.
@@ -258,10 +300,11 @@ class EventStream:
     def _deliver(self, event: Event) -> bool:
         """The hub's direct delivery (rawrt.hub "Direct delivery"): write a live event from inside publish.
 
-        The event's chunk is framed once for every subscriber (``Event.sse_chunk``), and nothing is queued,
-        woken or allocated per client. Declined (the hub then queues the event and wakes the stream, as
-        without it) before the head is out and while the client is congested: then pieces the app sent may
-        be waiting too, and the order on the wire stays the order of the sends and publishes.
+        The event is encoded once for every subscriber (:func:`event_bytes` hands each the same bytes, which
+        the server frames once), and nothing is queued, woken or allocated per client. Declined (the hub
+        then queues the event and wakes the stream, as without it) before the head is out and while the
+        client is congested: then pieces the app sent may be waiting too, and the order on the wire stays
+        the order of the sends and publishes.
         """
         push = self._push
         # Nothing the app sent can be waiting here: with a push and no congestion, _wake writes a piece the
@@ -269,7 +312,7 @@ class EventStream:
         if push is None or self._congested:
             return False
         self._last_write = self._loop.time()
-        if not push(event.sse_bytes, event.sse_chunk):
+        if not push(event_bytes(event)):
             self._congested = True  # the body task waits for the client, bounded by send_timeout
             self._ready.set()
         return True
@@ -313,8 +356,7 @@ class EventStream:
         if sub is not None:
             batch = sub.drain()
             if batch:
-                # e.sse_bytes is encoded once per event and shared by every subscriber (rawrt.hub "Cost").
-                parts = [*parts, *(e.sse_bytes for e in batch)]
+                parts = [*parts, *map(event_bytes, batch)]  # each encoded once for every stream
         return b"".join(parts)
 
     async def _body(self) -> AsyncGenerator[bytes, None]:
@@ -358,10 +400,10 @@ class EventStream:
                 # wait_for() can swallow a cancellation that arrives as the inner wait completes (CPython
                 # gh-86296), and the server's disconnect handling is exactly such a cancellation: the
                 # stream would then outlive its client until the next heartbeat.
-                # One timer at a time, not one per wait: creating and cancelling a timer for every event
-                # cost ~6% of the server's CPU in an SSE fan-out (benchmarks/bench_sse_fanout.py). wake_at
-                # only moves later (_last_write grows, the deadline is fixed), so a pending timer fires at
-                # or before it; an early fire finds nothing due and arms the next timer here.
+                # One timer at a time, not one per wait (a timer per event is measurable in a fan-out:
+                # docs/topics/performance.md). wake_at only moves later (_last_write grows, the deadline
+                # is fixed), so a pending timer fires at or before it; an early fire finds nothing due and
+                # arms the next timer here.
                 if timer is None or timer_at <= now:
                     timer = loop.call_at(wake_at, ready.set)
                     timer_at = wake_at

@@ -1,4 +1,5 @@
-"""WebSocket over asyncio (RFC 6455, RFC 7692): the object handlers and clients use, and the client.
+"""WebSocket over asyncio (RFC 6455, RFC 7692): the object handlers and clients use, the client, and the
+hub's chat transport.
 
 Rooms:
 
@@ -15,8 +16,9 @@ The server's side of the opening handshake (the 101 and the take-over) is the se
 
 from __future__ import annotations
 
+from .chat import chat_session
 from .client import connect
 from .connection import Message, WebSocket
 from .fanout import broadcast
 
-__all__ = ["WebSocket", "connect", "broadcast", "Message"]
+__all__ = ["WebSocket", "connect", "broadcast", "chat_session", "Message"]

@@ -1,6 +1,6 @@
 """Tests for rawrt.hub: ids, history, replay and the reset signal, fan-out, overflow, memory.
 
-Test classes follow the sections of the contract in the ``rawrt/hub.py`` module docstring.
+Test classes follow the sections of the contract in the ``rawrt/hub/core.py`` module docstring.
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rawrt.errors import InvalidEventError
-from rawrt.hub import Event, Hub, Replay, Subscription, parse_cursor
+from rawrt.hub import Event, EventMemo, Hub, Replay, Subscription, parse_cursor
 from rawrt.limits import Limits
-from rawrt.sansio.http11 import encode_chunk
-from rawrt.sansio.sse import MessageEvent, SSEParser
 
 
 class Waker:
@@ -105,45 +103,20 @@ class TestParseCursor:
         assert parse_cursor(text) is None
 
 
-class TestEventEncodings:
-    """Contract, "Cost": an event's wire forms are computed once and shared by every client."""
+class TestEvent:
+    """Contract, "Cost": an event is immutable and carries no wire form (the transports encode it)."""
 
-    def test_sse_bytes(self) -> None:
-        event = Hub().publish("a", "line 1\nline 2")
-        assert event.sse_bytes == b"id: 1\ndata: line 1\ndata: line 2\n\n"
-        assert event.sse_bytes is event.sse_bytes
-
-    def test_sse_bytes_parse_back(self) -> None:
-        hub = Hub()
-        parser = SSEParser()
-        for data in ["a", "", "x\r\ny", " lead"]:
-            parser.receive_data(hub.publish("c", data).sse_bytes)
-        assert parser.events_received() == [
-            MessageEvent("message", "a", "1"),
-            MessageEvent("message", "", "2"),
-            MessageEvent("message", "x\ny", "3"),
-            MessageEvent("message", " lead", "4"),
-        ]
-
-    def test_sse_chunk(self) -> None:
-        # RFC 9112 §7.1: chunk-size in hex (f: the 15 bytes of "id: 1\ndata: x\n\n"), CRLF, data, CRLF.
-        event = Hub().publish("a", "x")
-        assert event.sse_chunk == b"f\r\nid: 1\ndata: x\n\n\r\n" == encode_chunk(event.sse_bytes)
-        assert event.sse_chunk is event.sse_chunk
-
-    def test_json(self) -> None:
-        event = Hub().publish("ch", 'é "q"\n')
-        assert event.json == '{"channel":"ch","id":1,"data":"é \\"q\\"\\n"}'
-        assert event.json is event.json
-
-    def test_frozen_and_compared_without_caches(self) -> None:
+    def test_frozen_and_compared_on_its_fields(self) -> None:
         event = Hub().publish("a", "x")
         with pytest.raises(FrozenInstanceError):
             event.data = "y"  # type: ignore[misc]
         twin = Event("a", 1, "x", b"x")
-        _ = event.sse_bytes  # fill one cache only
         assert event == twin
         assert repr(event) == "Event(channel='a', id=1, data='x')"
+
+    def test_no_wire_forms(self) -> None:
+        # SSE bytes, HTTP chunks, JSON: the transports' (rawrt.sse.event_bytes, rawrt.polling.event_json).
+        assert Event.__slots__ == ("channel", "id", "data", "data_bytes")
 
 
 class TestHistory:
@@ -370,7 +343,15 @@ class TestSubscribe:
         event = hub.publish("a", "x")
         batches = [sub.drain() for sub in subs]
         assert all(batch == [event] and batch[0] is event for batch in batches)
-        assert len({id(batch[0].sse_bytes) for batch in batches}) == 1
+        encoded: list[Event] = []
+
+        def encode(e: Event) -> bytes:
+            encoded.append(e)
+            return e.data_bytes + b"\n"
+
+        memo = EventMemo(encode)
+        assert len({id(memo.get(batch[0])) for batch in batches}) == 1
+        assert encoded == [event]
 
     def test_repr(self) -> None:
         hub = small(hub_queue_size=1)

@@ -29,7 +29,7 @@ from transport_helpers import (
 
 from rawrt.hub import Hub
 from rawrt.limits import Limits
-from rawrt.polling import PollAnswer, etag, etag_matches, parse_timeout
+from rawrt.polling import PollAnswer, etag, etag_matches, event_json, parse_timeout
 
 
 def events_of(body: dict[str, Any]) -> list[tuple[int, str]]:
@@ -74,6 +74,15 @@ class TestPublish:
         async with demo() as (server, app):
             name = "A-z_0.9" + "x" * 57
             assert await publish(server, "ok", name) == 1
+
+
+class TestEventJSON:
+    """A hub event's JSON form, what the poll answers list and the WebSocket chat sends."""
+
+    def test_event_json(self) -> None:
+        event = Hub().publish("ch", 'é "q"\n')
+        assert event_json(event) == '{"channel":"ch","id":1,"data":"é \\"q\\"\\n"}'
+        assert event_json(event) is event_json(event)
 
 
 class TestShortPoll:

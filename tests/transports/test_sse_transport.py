@@ -24,10 +24,12 @@ from transport_helpers import (
 
 from rawrt.app import App, Request, Response, StreamingResponse
 from rawrt.errors import ConnectionClosed, InvalidEventError
+from rawrt.hub import Hub
 from rawrt.limits import Limits
 from rawrt.sansio.headers import Headers
-from rawrt.sansio.sse import MessageEvent, ServerSentEvent
-from rawrt.sse import EventSource, EventSourceError, EventStream, hub_stream
+from rawrt.sansio.http11 import encode_chunk
+from rawrt.sansio.sse import MessageEvent, ServerSentEvent, SSEParser
+from rawrt.sse import EventSource, EventSourceError, EventStream, event_bytes, hub_stream
 from rawrt.sse import connect as sse_connect
 
 FAST = Limits(keep_alive_timeout=0.4)  # a reaper tick of 0.1 s: send timeouts fire promptly
@@ -119,6 +121,63 @@ class TestWireBytes:
             for target in ("/events?channel=a%20b", "/events?channel=" + "x" * 65, "/events?channel="):
                 response = await exchange(server, get(target))
                 assert response.status == 400, target
+
+
+class TestHubEventBytes:
+    """A hub event's SSE form (WHATWG §9.2.6), encoded once for every stream (``rawrt.sse.event_bytes``)."""
+
+    def test_event_bytes(self) -> None:
+        event = Hub().publish("a", "line 1\nline 2")
+        assert event_bytes(event) == b"id: 1\ndata: line 1\ndata: line 2\n\n"
+        assert event_bytes(event) is event_bytes(event)
+
+    def test_event_bytes_parse_back(self) -> None:
+        hub = Hub()
+        parser = SSEParser()
+        for data in ["a", "", "x\r\ny", " lead"]:
+            parser.receive_data(event_bytes(hub.publish("c", data)))
+        assert parser.events_received() == [
+            MessageEvent("message", "a", "1"),
+            MessageEvent("message", "", "2"),
+            MessageEvent("message", "x\ny", "3"),
+            MessageEvent("message", " lead", "4"),
+        ]
+
+    def test_as_a_chunk(self) -> None:
+        # RFC 9112 §7.1: chunk-size in hex (f: the 15 bytes of "id: 1\ndata: x\n\n"), CRLF, data, CRLF.
+        event = Hub().publish("a", "x")
+        assert encode_chunk(event_bytes(event)) == b"f\r\nid: 1\ndata: x\n\n\r\n"
+
+    @pytest.mark.asyncio
+    async def test_fan_out_pushes_one_object_to_every_stream(self) -> None:
+        # The server frames a piece once when the same object is pushed to many connections: the streams
+        # must hand it the very same bytes, with the one argument of the push interface.
+        pushed: list[bytes] = []
+
+        def push(piece: bytes, chunk: bytes | None = None) -> bool:
+            assert chunk is None
+            pushed.append(piece)
+            return True
+
+        hub = Hub()
+        for _ in range(100):
+            response = hub_stream(Request("GET", "/events", "1.1", Headers()), hub, "a")
+            assert response.on_push is not None
+            response.on_push(push)
+        pushed.clear()  # each stream's cursor line, written when the push arrived
+        event = hub.publish("a", "x")
+        assert len(pushed) == 100
+        assert all(piece is pushed[0] for piece in pushed)
+        assert pushed[0] is event_bytes(event) and pushed[0] == b"id: 1\ndata: x\n\n"
+
+    @pytest.mark.asyncio
+    async def test_one_channel_per_stream(self) -> None:
+        stream = EventStream(Request("GET", "/", "1.1", Headers()))
+        hub = Hub()
+        stream.subscribe(hub, "a", cursor=None)
+        with pytest.raises(RuntimeError):
+            stream.subscribe(hub, "b", cursor=None)
+        assert hub.subscriber_count("b") == 0
 
 
 class TestResume:

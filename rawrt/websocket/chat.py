@@ -1,0 +1,76 @@
+"""A hub channel over a WebSocket: :func:`chat_session`, the hub's WebSocket transport (demo: ``/ws/chat``).
+
+Contract
+--------
+The client gets every retained event after its cursor ``since`` (none without one), then live events, each
+once and in order, as one text message holding the event's JSON, ``{"channel": C, "id": N, "data": D}``:
+:func:`rawrt.polling.event_json`, the same objects a poll answer lists, encoded once per event for every
+client. The client resumes (a new connection with ``?since=<last id it has>``) with nothing lost or repeated,
+and can switch to SSE or polling with the same cursor (``rawrt.hub`` "Ids").
+
+Each text message from the client is published on the channel, and comes back to it like to every other
+subscriber. Never a silent gap (``rawrt.hub`` "Gap signal"): a cursor the history cannot honour first gets
+``{"reset": true, "cursor": N}``, then the replay from the oldest retained event.
+
+Closes (RFC 6455 §7.4.1):
+
+* 1003 "unsupported data" for a binary message: the chat takes text only;
+* 1013 "try again later" when the client fell behind its queue (``rawrt.hub`` "Overflow"), with the ``since``
+  to resume from in the reason; the replay then comes from the history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+from ..errors import ConnectionClosed
+from ..hub import Hub
+from ..polling import event_json
+from ..sansio.ws.frames import CloseCode
+from .connection import WebSocket
+
+__all__ = ["chat_session"]
+
+
+async def chat_session(ws: WebSocket, hub: Hub, channel: str, since: int | None) -> None:
+    """Serve one chat client on ``ws`` until it closes (see the module docstring).
+
+    Args:
+        ws: the accepted WebSocket.
+        hub: the hub; ``channel``: the channel's name (validated by the caller).
+        since: the client's cursor, parsed with :func:`rawrt.polling.parse_since` (``None``: live only).
+    """
+    ready = asyncio.Event()
+    sub = hub.subscribe(channel, cursor=since, wake=ready.set)
+
+    async def pump() -> None:
+        if sub.reset:
+            await ws.send(json.dumps({"reset": True, "cursor": sub.cursor}))
+        while True:
+            ready.clear()  # before draining: a publish in between sets it again (rawrt.hub, "Driving it")
+            batch = sub.drain()
+            if batch:
+                for event in batch:
+                    await ws.send(event_json(event))
+            elif sub.overflowed:
+                await ws.close(CloseCode.TRY_AGAIN_LATER, f"too slow: resume with since={sub.cursor}")
+                return
+            else:
+                await ready.wait()
+
+    pumping = asyncio.ensure_future(pump())
+    try:
+        async for message in ws:
+            if isinstance(message, bytes):
+                await ws.close(CloseCode.UNSUPPORTED_DATA, "binary messages are not accepted: send text")
+                break
+            hub.publish(channel, message)
+            if pumping.done():
+                break
+    finally:
+        pumping.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+            await pumping
+        sub.close()
