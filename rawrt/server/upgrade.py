@@ -85,7 +85,7 @@ class Session:
             error_log.exception("WebSocket handler for %s failed", request.target if request else "?")
             if ws.open:
                 ws.protocol.fail(CloseCode.INTERNAL_ERROR, "")
-                ws._flush()
+                ws.flush()
         finally:
             conn.server.websockets.discard(ws)
             try:
@@ -95,7 +95,7 @@ class Session:
                     await asyncio.wait_for(ws.wait_closed(), limits.ws_close_timeout)
             except (TimeoutError, asyncio.TimeoutError):
                 ws.abort()
-            await ws._wait_lost(1.0)
+            await ws.wait_connection_lost(1.0)
 
 
 async def handshake(conn: ServerConnection, route: Route, event: Any, request: Request) -> Session | bool:

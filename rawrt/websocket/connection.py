@@ -250,7 +250,7 @@ class WebSocket(asyncio.Protocol):
     def _process(self, *, eof: bool) -> None:
         """Write the sans-IO connection's answers, queue its messages, and apply backpressure."""
         protocol = self.protocol
-        self._flush()
+        self.flush()
         for event in protocol.events_received():
             kind = type(event)
             if kind is TextMessage or kind is BinaryMessage:
@@ -312,8 +312,10 @@ class WebSocket(asyncio.Protocol):
             self._transport.close()
         self._closed.set_result(None)
 
-    async def _wait_lost(self, timeout: float) -> None:
-        """Wait, at most ``timeout`` seconds, for the transport to be closed for good."""
+    async def wait_connection_lost(self, timeout: float) -> None:
+        """Wait, at most ``timeout`` seconds, until the transport is closed for good (asyncio's
+        ``connection_lost``), which may come later than :meth:`wait_closed`: that returns once the close
+        handshake is over and the transport was told to close, not once the socket is."""
         if self._lost:
             return
         if self._lost_waiter is None:
@@ -336,7 +338,7 @@ class WebSocket(asyncio.Protocol):
             if self._closed.done() or self.protocol.state is State.CLOSED:
                 raise ConnectionClosed(self.protocol.close_code, self.protocol.close_reason)
             if self._deferred:
-                self._flush()  # write the coalesced answers before waiting for more
+                self.flush()  # write the coalesced answers before waiting for more
             self._recv_waiter = self._loop.create_future()
             try:
                 await self._recv_waiter
@@ -351,8 +353,8 @@ class WebSocket(asyncio.Protocol):
         return self
 
     async def __anext__(self) -> Message:
-        # The WebSocket is its own iterator: no async generator object and frame per connection, and one
-        # generator step less per message.
+        # The WebSocket is its own iterator, rather than an async generator that would live as long as the
+        # connection (docs/topics/performance.md).
         try:
             return await self.recv()
         except ConnectionClosed:
@@ -360,7 +362,13 @@ class WebSocket(asyncio.Protocol):
 
     # ---------------------------------------------------------------------------------------- writing
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Write to the transport now what the sans-IO connection has queued, without waiting.
+
+        :meth:`send`, :meth:`ping` and :meth:`close` do this themselves. Call it after driving
+        :attr:`protocol` directly (as :func:`~rawrt.websocket.broadcast` does, or ``protocol.fail()``), so
+        that the frames go out; a close the connection asked for (its ``b""``) closes the transport here.
+        """
         self._deferred = 0
         self._flush_handle = None
         out = self.protocol.data_to_send()
@@ -383,6 +391,14 @@ class WebSocket(asyncio.Protocol):
             elif self._transport.can_write_eof():
                 with contextlib.suppress(OSError):
                     self._transport.write_eof()
+
+    def write_buffer_size(self) -> int:
+        """Bytes written but not yet taken by the peer's TCP stack (the transport's write buffer).
+
+        :meth:`send` waits while it is above ``Limits.ws_write_high_water``; a fan-out that does not wait
+        (:func:`~rawrt.websocket.broadcast`) reads it to find the connections too slow to keep up.
+        """
+        return self._transport.get_write_buffer_size()
 
     async def _drain(self) -> None:
         if self._transport.get_write_buffer_size() <= self.limits.ws_write_high_water:
@@ -433,9 +449,9 @@ class WebSocket(asyncio.Protocol):
             # ws_write_high_water bytes wait this way; past that, send() flushes and drains as usual.
             self._deferred += len(message)
             if self._flush_handle is None:
-                self._flush_handle = self._loop.call_soon(self._flush)
+                self._flush_handle = self._loop.call_soon(self.flush)
             return
-        self._flush()
+        self.flush()
         await self._drain()
 
     async def _send_fragments(self, pieces: AsyncIterator[Message]) -> None:
@@ -450,20 +466,20 @@ class WebSocket(asyncio.Protocol):
                 raise TypeError("all fragments of a message must be of the same type")
             if previous is not None:
                 protocol.send_fragment(previous, text=text, fin=False)
-                self._flush()
+                self.flush()
                 await self._drain()
             previous = piece
         if text is None:
             raise ValueError("a fragmented message needs at least one piece")
         assert previous is not None
         protocol.send_fragment(previous, text=text, fin=True)
-        self._flush()
+        self.flush()
         await self._drain()
 
     def send_encoded(self, frame: bytes) -> None:
         """Send a frame encoded once for many connections (see :func:`broadcast`)."""
         self.protocol.send_encoded(frame)
-        self._flush()
+        self.flush()
 
     # ------------------------------------------------------------------------------------ ping / pong
 
@@ -479,7 +495,7 @@ class WebSocket(asyncio.Protocol):
         self.protocol.send_ping(payload)  # raises ConnectionClosed before anything is registered
         fut: asyncio.Future[float] = self._loop.create_future()
         self._pings[payload] = fut
-        self._flush()
+        self.flush()
         sent = self._loop.time()
         await fut
         return self._loop.time() - sent
@@ -504,7 +520,7 @@ class WebSocket(asyncio.Protocol):
             self.protocol.send_ping(payload)
         except ConnectionClosed:
             return
-        self._flush()
+        self.flush()
         timeout = self.limits.ws_ping_timeout
         if timeout is not None:
             self._ping_deadline = self._loop.call_later(timeout, self._keepalive_timeout)
@@ -517,7 +533,7 @@ class WebSocket(asyncio.Protocol):
         self._ping_deadline = None
         if self.protocol.state is State.OPEN:
             self.protocol.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
-            self._flush()
+            self.flush()
         self._transport.abort()
 
     # --------------------------------------------------------------------------------------- closing
@@ -529,7 +545,7 @@ class WebSocket(asyncio.Protocol):
                 self.protocol.send_close(code, reason)
             except ConnectionClosed:
                 pass
-            self._flush()
+            self.flush()
         if self._reading_paused:
             # Read again so the peer's close frame can be seen; queued messages are dropped.
             self._messages.clear()

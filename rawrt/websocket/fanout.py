@@ -30,14 +30,18 @@ async def broadcast(websockets: Iterable[WebSocket], message: Message) -> int:
     for ws in websockets:
         if not ws.open:
             continue
-        if ws._transport.get_write_buffer_size() > 4 * ws.limits.ws_write_high_water:
+        if ws.write_buffer_size() > 4 * ws.limits.ws_write_high_water:
             ws.protocol.send_close(CloseCode.TRY_AGAIN_LATER, "too slow for the broadcast")
-            ws._flush()
+            ws.flush()
             continue
         if ws.protocol.role is Role.SERVER:
             ws.send_encoded(frame)
         else:
-            ws.protocol.send_text(message) if isinstance(message, str) else ws.protocol.send_binary(message)
-            ws._flush()
+            # RFC 6455 §5.3: a client masks every frame with a fresh key, so it cannot share the frame.
+            if isinstance(message, str):
+                ws.protocol.send_text(message)
+            else:
+                ws.protocol.send_binary(message)
+            ws.flush()
         sent += 1
     return sent
