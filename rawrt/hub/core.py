@@ -233,8 +233,8 @@ class Subscription:
         self.closed = False
         self._wake = wake
         self._deliver = deliver
-        # Allocated on the first live event: an empty deque is ~600 bytes, and most held long-poll
-        # requests never get one before they time out.
+        # Allocated on the first live event: most held long-poll requests never get one before they time
+        # out, and an empty deque would be most of a subscription's memory (tests/hub, TestMemory).
         self._queue: deque[Event] | None = None
         self._queue_size = queue_size
         # The replay still to read is the history range (cursor, replay_to]; read lazily from the history
