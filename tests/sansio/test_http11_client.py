@@ -81,6 +81,70 @@ class TestFraming:
         assert events[1:] == [EndOfMessage()]
 
 
+SWITCH = (
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+)
+# RFC 6455 §5.7: a single-frame unmasked text message, "Hello" (FIN=1, opcode=1, length 5): what a WebSocket
+# server may send in the same segment as its 101.
+HELLO_FRAME = bytes.fromhex("81 05 48 65 6c 6c 6f")
+
+
+def feed(reader: ResponseReader, raw: bytes, split: str) -> list[ResponseEvent]:
+    """Feed ``raw`` whole or one byte at a time; return every event, unmerged."""
+    events: list[ResponseEvent] = []
+    for piece in [raw] if split == "whole" else [raw[i : i + 1] for i in range(len(raw))]:
+        reader.receive_data(piece)
+        events.extend(reader.events_received())
+    return events
+
+
+@pytest.mark.parametrize("split", SPLITS)
+class TestSwitchingProtocols:
+    """RFC 9110 §15.2.2 and RFC 9112 §6.3 rule 1: a 101 ends the HTTP message at its head; the bytes after it
+    belong to the protocol the request's Upgrade asked for (RFC 6455 §4.1, the server's first frames)."""
+
+    def test_101_then_trailing_data(self, split: str) -> None:
+        reader = ResponseReader(upgrade=True)
+        events = feed(reader, SWITCH + HELLO_FRAME, split)
+        assert [type(e) for e in events] == [Response, EndOfMessage]
+        response = events[0]
+        assert isinstance(response, Response) and response.status == 101
+        assert response.header(b"upgrade") == b"websocket"
+        assert reader.framing is Framing.NONE
+        assert reader.trailing_data == HELLO_FRAME
+        assert reader.events_received() == []  # the reader parses nothing more
+
+    def test_101_alone(self, split: str) -> None:
+        reader = ResponseReader(upgrade=True)
+        assert [type(e) for e in feed(reader, SWITCH, split)] == [Response, EndOfMessage]
+        assert reader.trailing_data == b""
+        reader.receive_data(HELLO_FRAME)  # what arrives later is kept for the new protocol too
+        assert reader.events_received() == []
+        assert reader.trailing_data == HELLO_FRAME
+
+    def test_interim_response_before_101(self, split: str) -> None:
+        reader = ResponseReader(upgrade=True)
+        events = feed(reader, b"HTTP/1.1 100 Continue\r\n\r\n" + SWITCH, split)
+        assert [type(e) for e in events] == [Response, EndOfMessage]
+        assert isinstance(events[0], Response) and events[0].status == 101
+
+    def test_upgrade_refused_is_an_ordinary_response(self, split: str) -> None:
+        reader = ResponseReader(upgrade=True)
+        events = feed(reader, head(426, b"Content-Length: 2") + b"no" + HELLO_FRAME, split)
+        assert isinstance(events[0], Response) and events[0].status == 426
+        assert events[-1] == EndOfMessage()
+        assert reader.trailing_data == HELLO_FRAME
+
+    def test_no_trailing_data_before_the_end(self, split: str) -> None:
+        reader = ResponseReader(upgrade=True)
+        feed(reader, SWITCH[:-1], split)
+        assert reader.trailing_data == b""
+        reader = ResponseReader()
+        feed(reader, head(200, b"Content-Length: 5") + b"abc", split)
+        assert reader.trailing_data == b""
+
+
 @pytest.mark.parametrize("split", SPLITS)
 @pytest.mark.parametrize(
     ("raw", "message"),

@@ -2,8 +2,13 @@
 
 Rooms:
 
-* :mod:`.connection` -- :class:`HTTPConnection`, the server side: requests in, responses out.
-* :mod:`.chunked` -- the chunked transfer coding (RFC 9112 §7.1), shared by both sides.
+* :mod:`.connection` -- :class:`HTTPConnection`, the server side: requests in, responses out. It glues:
+* :mod:`.events` -- :class:`Request`, :class:`Data`, :class:`EndOfMessage`, :class:`ConnectionEnded`;
+* :mod:`.states` -- :class:`Role`, :class:`State` and the one :data:`TRANSITIONS` table;
+* :mod:`.readers` -- request-head parsing (RFC 9112 §2-§6);
+* :mod:`.writers` and :mod:`.status` -- field checks, heads, reason phrases and status lines;
+* :mod:`.body` -- the body codecs (Content-Length, chunked, close-delimited; RFC 9112 §6, §7), shared by
+  both sides.
 * :mod:`.client` -- the client side: :func:`~.client.encode_request` and :class:`~.client.ResponseReader`.
 
 The names below are the package's public surface; import them from here.
@@ -11,19 +16,11 @@ The names below are the package's public surface; import them from here.
 
 from __future__ import annotations
 
-from .connection import (
-    TRANSITIONS,
-    ConnectionEnded,
-    Data,
-    EndOfMessage,
-    Event,
-    HTTPConnection,
-    Request,
-    Role,
-    State,
-    encode_chunk,
-    reason_phrase,
-)
+from .body import encode_chunk
+from .connection import HTTPConnection
+from .events import ConnectionEnded, Data, EndOfMessage, Event, Request
+from .states import TRANSITIONS, Role, State
+from .status import reason_phrase
 
 __all__ = [
     "HTTPConnection",

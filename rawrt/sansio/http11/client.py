@@ -1,4 +1,5 @@
-"""Reading an HTTP/1.1 *response*, sans I/O: the small, strict half of a client that rawrt's SSE client needs.
+"""Reading an HTTP/1.1 *response*, sans I/O: the small, strict half of a client that rawrt's SSE and
+WebSocket clients need.
 
 Contract
 --------
@@ -10,6 +11,12 @@ then zero or more :class:`~rawrt.sansio.http11.Data` (the body, dechunked), then
 :class:`~rawrt.errors.RemoteProtocolError` (or :class:`~rawrt.errors.LimitExceeded`), after which the
 reader is in its terminal error state and every later call raises again: a client never guesses at a
 malformed response. One reader reads one response; a client that reuses a connection makes a new one.
+
+A request that asked to switch protocols (``upgrade=True``: it sent ``Upgrade``, RFC 9110 §7.8) may be
+answered with ``101 Switching Protocols``: then the events are that :class:`Response` and an
+:class:`~rawrt.sansio.http11.EndOfMessage` (a 101 has no body, RFC 9112 §6.3 rule 1), the reader parses
+nothing more, and :attr:`~ResponseReader.trailing_data` holds the bytes that followed the head: the new
+protocol's first bytes (a WebSocket server's first frames may arrive in the same read as its 101).
 
 The readers (``_maybe_read_*``) follow h11's contract: each returns an event, returns ``None`` when it needs
 more data, or raises.
@@ -26,7 +33,8 @@ endless by design); the consumer bounds what it buffers (``SSEParser``'s ``max_e
 Framing follows RFC 9112 §6.3 for a response to GET: 1xx, 204 and 304 have no body; a response to HEAD has
 none either (pass ``method=b"HEAD"``); ``Transfer-Encoding: chunked`` means chunked; otherwise
 ``Content-Length``; otherwise the body runs until the server closes the connection (close-delimited, what an
-HTTP/1.0 server or a ``Connection: close`` stream sends).
+HTTP/1.0 server or a ``Connection: close`` stream sends). The body is read by the codecs of
+:mod:`rawrt.sansio.http11.body`, the ones the server reads request bodies with.
 """
 
 from __future__ import annotations
@@ -40,8 +48,8 @@ from ...limits import DEFAULT_LIMITS, Limits
 from .. import abnf
 from ..buffer import ReceiveBuffer
 from ..headers import HeaderList
-from .chunked import ChunkedDecoder
-from .connection import Data, EndOfMessage
+from .body import BodyReader, ChunkedDecoder, CloseDelimitedReader, ContentLengthReader
+from .events import Data, EndOfMessage
 
 __all__ = ["Response", "ResponseReader", "ResponseEvent", "Framing", "encode_request"]
 
@@ -82,7 +90,7 @@ ResponseEvent = Response | Data | EndOfMessage
 class Framing(enum.Enum):
     """How the body's end is found (RFC 9112 §6.3)."""
 
-    #: No body at all (1xx/204/304, or a response to HEAD).
+    #: No body at all (1xx/204/304, a 101 that was asked for, or a response to HEAD).
     NONE = "none"
     #: ``Content-Length`` bytes.
     LENGTH = "length"
@@ -126,19 +134,24 @@ class ResponseReader:
     Args:
         limits: ``max_header_bytes``, ``max_header_count`` and ``max_chunk_ext`` are used.
         method: the request's method; ``b"HEAD"`` means the response has no body.
+        upgrade: the request asked to switch protocols (RFC 9110 §7.8), so a ``101`` is its final answer
+            (see the module docstring); without it a ``101`` is a protocol error.
     """
 
-    def __init__(self, limits: Limits = DEFAULT_LIMITS, *, method: bytes = b"GET") -> None:
+    def __init__(
+        self, limits: Limits = DEFAULT_LIMITS, *, method: bytes = b"GET", upgrade: bool = False
+    ) -> None:
         self.limits = limits
         self._method = method
+        self._upgrade = upgrade
         self._buffer = ReceiveBuffer()
         self._state = _State.HEAD
         self._eof = False
         self._error: RemoteProtocolError | None = None
         #: The framing of the body, known once the head has been read.
         self.framing: Framing | None = None
-        self._remaining = 0  # LENGTH: body bytes still expected
-        self._chunked = ChunkedDecoder(limits)  # CHUNKED: the body's decoder (RFC 9112 §7.1)
+        # The body's reader (rawrt.sansio.http11.body), chosen with the framing.
+        self._body: BodyReader = ContentLengthReader(0)
 
     # ------------------------------------------------------------------------------------- the surface
 
@@ -151,6 +164,14 @@ class ResponseReader:
     def receive_eof(self) -> None:
         """The server closed the connection (idempotent)."""
         self._eof = True
+
+    @property
+    def trailing_data(self) -> bytes:
+        """The bytes received after the end of the response; ``b""`` until its EndOfMessage has been returned.
+
+        After a ``101`` (``upgrade=True``), these are the new protocol's first bytes, to hand to its parser.
+        """
+        return bytes(self._buffer.data) if self._state is _State.DONE else b""
 
     def events_received(self) -> list[ResponseEvent]:
         """Parse what has been buffered; return the events, oldest first.
@@ -197,11 +218,16 @@ class ResponseReader:
                 raise LimitExceeded(f"response head larger than {limit} bytes", status_hint=431)
             head = buf.consume(end + 4)[:end]
             response = self._parse_head(head)
+            if response.status == 101:
+                # RFC 9110 §15.2.2: the server switches to the protocol the request's Upgrade asked for; the
+                # HTTP message ends with this head. A request that asked for nothing cannot be switched.
+                if not self._upgrade:
+                    raise RemoteProtocolError("unexpected 101 Switching Protocols")
+                self.framing = Framing.NONE
+                self._state = _State.BODY
+                return response
             if response.status < 200:
                 # RFC 9110 §15.2: a client must accept interim responses and move on to the final one.
-                # 101 would switch protocols, which a GET we sent never asked for.
-                if response.status == 101:
-                    raise RemoteProtocolError("unexpected 101 Switching Protocols")
                 continue
             self.framing = self._framing(response)
             self._state = _State.BODY
@@ -230,7 +256,7 @@ class ResponseReader:
         return Response(int(status), reason or b"", b"%b.%b" % (major, minor), headers)
 
     def _framing(self, response: Response) -> Framing:
-        # RFC 9112 §6.3, rules 1-7 in order, for a response.
+        """Decide the framing (RFC 9112 §6.3, rules 1-7 in order, for a response) and pick its reader."""
         if self._method == b"HEAD" or response.status in (204, 304):
             return Framing.NONE
         te = response.header(b"transfer-encoding")
@@ -242,49 +268,25 @@ class ResponseReader:
             if te.strip(b" \t").lower() != b"chunked":
                 # The only coding a client without decompressors can read.
                 raise RemoteProtocolError(f"unsupported Transfer-Encoding {printable(te)}")
+            # The body is not bounded here (an event stream is endless by design); the trailer section is.
+            self._body = ChunkedDecoder(self.limits)
             return Framing.CHUNKED
         if cl_values:
             # §6.3 rule 5: several values (or a list) that differ are an unrecoverable error.
             parts = {p.strip(b" \t") for v in cl_values for p in v.split(b",")}
             if len(parts) != 1 or abnf.CONTENT_LENGTH_RE.fullmatch(next(iter(parts))) is None:
                 raise RemoteProtocolError(f"invalid Content-Length {printable(b','.join(cl_values))}")
-            self._remaining = int(next(iter(parts)))
+            self._body = ContentLengthReader(int(next(iter(parts))))
             return Framing.LENGTH
+        self._body = CloseDelimitedReader()
         return Framing.CLOSE
 
-    def _end(self) -> EndOfMessage:
-        self._state = _State.DONE
-        return EndOfMessage()
-
     def _maybe_read_body(self) -> Data | EndOfMessage | None:
-        buf = self._buffer
-        framing = self.framing
-        if framing is Framing.NONE:
-            return self._end()
-        if framing is Framing.CLOSE:
-            if buf:
-                return Data(buf.consume_all())
-            return self._end() if self._eof else None
-        if framing is Framing.LENGTH:
-            if self._remaining == 0:
-                return self._end()
-            if not buf:
-                if self._eof:
-                    raise RemoteProtocolError(
-                        f"connection closed with {self._remaining} body bytes still expected"
-                    )
-                return None
-            data = buf.consume(min(len(buf), self._remaining))
-            self._remaining -= len(data)
-            return Data(data)
-        return self._maybe_read_chunked()
-
-    def _maybe_read_chunked(self) -> Data | EndOfMessage | None:
-        # The body is not bounded here (an event stream is endless by design); the trailer section is.
-        # A client may discard trailers it does not understand (RFC 9112 §7.1.2): this one reads none.
-        result = self._chunked.maybe_read(self._buffer, self._eof)
+        result = self._body.maybe_read(self._buffer, self._eof)
         if result is None:
             return None
         if type(result) is bytes:
             return Data(result)
-        return self._end()
+        # A client may discard trailers it does not understand (RFC 9112 §7.1.2): this one reads none.
+        self._state = _State.DONE
+        return EndOfMessage()

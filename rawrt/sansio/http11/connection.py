@@ -1,19 +1,28 @@
-"""HTTP/1.1 for the server side, sans I/O (RFC 9110, RFC 9112).
+"""HTTP/1.1 for the server side, sans I/O (RFC 9110, RFC 9112): the connection that glues the rooms together.
 
 Contract
 --------
 :class:`HTTPConnection` is fed the bytes a client sends (:meth:`~HTTPConnection.receive_data`,
 :meth:`~HTTPConnection.receive_eof`) and hands back, from :meth:`~HTTPConnection.events_received`, the
-events they make: :class:`Request`, then zero or more :class:`Data`, then :class:`EndOfMessage`; or
-:class:`ConnectionEnded` when the client closed between requests. The application answers through
-:meth:`~HTTPConnection.send_response`, :meth:`~HTTPConnection.send_data` and :meth:`~HTTPConnection.send_end`,
-and the bytes to write come out of :meth:`~HTTPConnection.data_to_send` (``b""`` there means: close the
-connection).
+events they make: :class:`~.events.Request`, then zero or more :class:`~.events.Data`, then
+:class:`~.events.EndOfMessage`; or :class:`~.events.ConnectionEnded` when the client closed between
+requests. The application answers through :meth:`~HTTPConnection.send_response`,
+:meth:`~HTTPConnection.send_data` and :meth:`~HTTPConnection.send_end`, and the bytes to write come out of
+:meth:`~HTTPConnection.data_to_send` (``b""`` there means: close the connection).
 
 The readers (the ``maybe_read_*`` methods) follow h11's contract: each returns an event, returns ``None`` when
 it needs more data, or raises :class:`~rawrt.errors.RemoteProtocolError`, whose ``status_hint`` is the status
 to answer with. After an error the connection is in the terminal ``ERROR`` state and reads nothing more: bytes
 pipelined behind a bad request are never served as a request (that is how request smuggling is stopped).
+
+Rooms
+-----
+* :mod:`.events` -- the events; :mod:`.states` -- the states and the one ``TRANSITIONS`` table.
+* :mod:`.readers` -- request-head parsing (the fast path and the step-by-step, explaining path).
+* :mod:`.body` -- the body codecs (Content-Length, chunked, close-delimited), shared with the client.
+* :mod:`.writers` and :mod:`.status` -- field checks, heads and status lines.
+* This module -- buffering, the state machine, and the final response head, whose framing and persistence
+  are decided in the same pass that renders it.
 
 Strategy
 --------
@@ -21,24 +30,26 @@ Strategy
   linear in the bytes received), with the size limits checked while it is still incomplete, so a client
   cannot make the server buffer more than ``max_request_line + max_header_bytes``.
 * Parsing is lazy: bytes are only buffered by ``receive_data``; ``events_received`` parses. It stops after
-  a :class:`Request` so the server can pick the route's body limit (:meth:`~HTTPConnection.set_max_body_size`)
-  before any of the body is read, and it parses no next request until the current response is complete
-  (pipelined requests are answered strictly in order, RFC 9112 §9.3.2).
+  a :class:`~.events.Request` so the server can pick the route's body limit
+  (:meth:`~HTTPConnection.set_max_body_size`) before any of the body is read, and it parses no next request
+  until the current response is complete (pipelined requests are answered strictly in order, RFC 9112
+  §9.3.2).
 * There is no clock and no I/O here: the ``Date`` header value is passed in by the caller.
 """
 
 from __future__ import annotations
-
-import enum
-from dataclasses import dataclass, field
-from http import HTTPStatus
 
 from ...errors import LimitExceeded, LocalProtocolError, ProtocolError, RemoteProtocolError, printable
 from ...limits import DEFAULT_LIMITS, Limits
 from .. import abnf
 from ..buffer import ReceiveBuffer
 from ..headers import HeaderList, HeaderSequence
-from .chunked import ChunkedDecoder, Trailers
+from .body import ChunkedDecoder, ContentLengthReader, EndOfBody, encode_chunk
+from .events import ConnectionEnded, Data, EndOfMessage, Event, Request
+from .readers import check_head_prefix, parse_head, parse_trailers
+from .states import TRANSITIONS, Role, State
+from .status import STATUS_LINES, reason_phrase
+from .writers import check_fields, render_head
 
 __all__ = [
     "HTTPConnection",
@@ -54,155 +65,20 @@ __all__ = [
     "encode_chunk",
 ]
 
-
-# ------------------------------------------------------------------------------------------------ events
-
-
-# The events are plain (not frozen) slotted dataclasses: a frozen dataclass's __init__ sets each field through
-# object.__setattr__, which made building a Request cost 1.0 µs instead of 0.2 µs, once per request. Treat
-# them as read-only all the same: the parser hands them out and never looks at them again.
-@dataclass(slots=True)
-class Request:
-    """A request head, as received.
-
-    The parser builds these and has already checked every field, so they are trusted as they are (h11's
-    ``_parsed`` idea): nothing is validated again on the hot path.
-
-    Attributes:
-        method: the method token, case preserved (RFC 9110 §9.1: methods are case-sensitive).
-        target: the request-target exactly as received.
-        http_version: ``b"1.1"`` or ``b"1.0"`` (a higher 1.x minor version is treated as 1.1, RFC 9112 §2.3).
-        headers: ``(name, value)`` pairs in received order, names in received case, OWS stripped.
-        content_length: the declared Content-Length, or ``None``.
-        chunked: whether the body is chunked (RFC 9112 §6.3 rule 4).
-        keep_alive: whether the client allows the connection to be reused after this exchange.
-        expect_continue: the client sent ``Expect: 100-continue`` on HTTP/1.1 and waits for ``100`` before
-            sending its body (RFC 9110 §10.1.1).
-        upgrade: the lower-cased ``Upgrade`` value when ``Connection: upgrade`` was sent too, else ``None``.
-    """
-
-    method: bytes
-    target: bytes
-    http_version: bytes
-    headers: HeaderList
-    content_length: int | None = None
-    chunked: bool = False
-    keep_alive: bool = True
-    expect_continue: bool = False
-    upgrade: bytes | None = None
-
-
-@dataclass(slots=True)
-class Data:
-    """A piece of a request body (dechunked)."""
-
-    data: bytes
-
-
-@dataclass(slots=True)
-class EndOfMessage:
-    """The request body is complete. ``trailers`` holds a chunked body's trailer fields (RFC 9112 §7.1.2)."""
-
-    trailers: HeaderList = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionEnded:
-    """The client closed its side between two requests: the normal end of a keep-alive connection."""
-
-
-Event = Request | Data | EndOfMessage | ConnectionEnded
-
-
-# ------------------------------------------------------------------------------------------ state machine
-
-
-class Role(enum.Enum):
-    """Which half of the exchange a state belongs to."""
-
-    # Enum members are singletons, so identity hashing is correct, and it is several times faster than
-    # Enum.__hash__ (a Python-level call): the transition table is looked up a few times per request.
-    __hash__ = object.__hash__
-
-    CLIENT = "client"  #: what the peer sends (request head and body)
-    SERVER = "server"  #: what we send (interim responses, the response head and body)
-
-
-class State(enum.Enum):
-    """The state of one half of the connection."""
-
-    __hash__ = object.__hash__  # see Role
-
-    IDLE = "idle"  #: waiting for a request (client) / for a request to answer (server)
-    SEND_RESPONSE = "send_response"  #: server only: a request arrived; 1xx or the final head may go out
-    SEND_BODY = "send_body"  #: the message body is in progress
-    DONE = "done"  #: this half finished the current exchange
-    MUST_CLOSE = "must_close"  #: done, and the connection will not be reused
-    SWITCHED = "switched"  #: 101 sent: the bytes now belong to another protocol (WebSocket)
-    CLOSED = "closed"  #: terminal: the connection is over
-    ERROR = "error"  #: terminal: a protocol error ended the connection
-
-
-_ = State
-#: Every legal transition, in one table (h11's "Rule 1"). Keys: (role, state, what happened) -> new state.
-#: Anything not in this table is a protocol violation by whoever caused it. The diagrams in
-#: ``docs/topics/state-diagrams.md`` are generated from it (``docs/tools/make_state_diagrams.py``). ERROR is
-#: entered directly, from any state, on any error.
-TRANSITIONS: dict[tuple[Role, State, str], State] = {
-    # The client's half.
-    (Role.CLIENT, _.IDLE, "request"): _.SEND_BODY,
-    (Role.CLIENT, _.IDLE, "eof"): _.CLOSED,
-    (Role.CLIENT, _.SEND_BODY, "data"): _.SEND_BODY,
-    (Role.CLIENT, _.SEND_BODY, "end"): _.DONE,
-    (Role.CLIENT, _.DONE, "eof"): _.DONE,  # a half-close after a full request still gets its answer
-    (Role.CLIENT, _.DONE, "cycle"): _.IDLE,
-    (Role.CLIENT, _.DONE, "close"): _.CLOSED,
-    (Role.CLIENT, _.DONE, "switch"): _.SWITCHED,
-    # Our half.
-    (Role.SERVER, _.IDLE, "request"): _.SEND_RESPONSE,
-    (Role.SERVER, _.SEND_RESPONSE, "informational"): _.SEND_RESPONSE,
-    (Role.SERVER, _.SEND_RESPONSE, "response"): _.SEND_BODY,
-    (Role.SERVER, _.SEND_RESPONSE, "switch"): _.SWITCHED,
-    (Role.SERVER, _.SEND_BODY, "data"): _.SEND_BODY,
-    (Role.SERVER, _.SEND_BODY, "end"): _.DONE,
-    (Role.SERVER, _.DONE, "cycle"): _.IDLE,
-    (Role.SERVER, _.DONE, "close"): _.MUST_CLOSE,
-}
-del _
-
-
-# RFC 9110 renamed a few phrases that older tables (and Python before 3.13) still spell the RFC 7231 way.
-_REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
-_REASONS.update({413: b"Content Too Large", 414: b"URI Too Long", 416: b"Range Not Satisfiable",
-                 422: b"Unprocessable Content"})  # fmt: skip
-# Status lines for every registered code, built once: the writer's hot path only looks them up.
-_STATUS_LINES = {code: b"HTTP/1.1 %d %b\r\n" % (code, phrase) for code, phrase in _REASONS.items()}
-
-
-# The transitions the hot path takes on every request, looked up in the table once (not re-derived).
+# The transitions taken on every request, looked up in the table once, at import (not re-derived).
 _CLIENT_AFTER_REQUEST = TRANSITIONS[(Role.CLIENT, State.IDLE, "request")]
 _SERVER_AFTER_REQUEST = TRANSITIONS[(Role.SERVER, State.IDLE, "request")]
 _CLIENT_AFTER_END = TRANSITIONS[(Role.CLIENT, State.SEND_BODY, "end")]
-# len() of content-length, transfer-encoding, host, connection, expect, upgrade.
-_SPECIAL_NAME_LENGTHS = frozenset({14, 17, 4, 10, 6, 7})
+_SERVER_AFTER_RESPONSE = TRANSITIONS[(Role.SERVER, State.SEND_RESPONSE, "response")]
+_SERVER_AFTER_END = TRANSITIONS[(Role.SERVER, State.SEND_BODY, "end")]
+_AFTER_CYCLE = TRANSITIONS[(Role.SERVER, State.DONE, "cycle")]
+assert _AFTER_CYCLE is TRANSITIONS[(Role.CLIENT, State.DONE, "cycle")]
 
-
-def reason_phrase(status: int) -> bytes:
-    """The standard reason phrase for ``status`` (RFC 9110 §15), or ``b""`` for an unregistered code."""
-    return _REASONS.get(status, b"")
-
-
-def encode_chunk(data: bytes) -> bytes:
-    """One chunk of a chunked body (RFC 9112 §7.1): size in hex, CRLF, data, CRLF. Empty data encodes nothing
-    (a zero-size chunk would end the body)."""
-    if not data:
-        return b""
-    return b"%x\r\n%b\r\n" % (len(data), data)
-
-
-# Headers the writer owns: an app that sets them gets them honoured or refused, never duplicated.
+# RFC 9110 §6.4.1: 204 and 304 never have a body; neither has a response to HEAD (§9.3.2).
 _NO_BODY_STATUSES = frozenset({204, 304})
-_TE_KNOWN_CODINGS = frozenset({b"gzip", b"x-gzip", b"deflate", b"compress", b"x-compress"})
+# Response fields whose meaning the writer owns or must notice (framing, persistence, Date, Server): an app
+# that sets them gets them honoured or refused, never duplicated.
+_WRITER_OWNED = frozenset({b"content-length", b"transfer-encoding", b"connection", b"date", b"server"})
 
 
 class HTTPConnection:
@@ -224,8 +100,10 @@ class HTTPConnection:
         #: Body limit for the current request; the server may change it per route after the Request event.
         self.max_body_size = limits.max_body_size
         # Body reading state.
-        self._body_remaining = 0  # Content-Length bytes still to come
-        self._chunked: ChunkedDecoder | None = None  # the current chunked body's decoder
+        # The body readers (RFC 9112 §6.3): one Content-Length reader per connection, rearmed for each
+        # request, and a chunked decoder made for each chunked body.
+        self._length = ContentLengthReader()
+        self._chunked: ChunkedDecoder | None = None
         # An error met after some events of the same events_received() call: raised by the next call.
         self._pending_error: ProtocolError | None = None
         # Response writing state.
@@ -234,8 +112,6 @@ class HTTPConnection:
         self._send_remaining: int | None = None  # Content-Length bytes still owed, if declared
         self._suppress_body = False  # HEAD, 204, 304
         self._sent_continue = False
-        # The last Host value found valid on this connection (see _parse_head).
-        self._valid_host: bytes | None = None
 
     # ------------------------------------------------------------------------------------ bookkeeping
 
@@ -275,7 +151,7 @@ class HTTPConnection:
     @property
     def buffered_bytes(self) -> int:
         """How many received bytes are not parsed yet (a partial head, a pipelined request...)."""
-        return len(self._buffer.data)  # not len(self._buffer): one Python call less, three times a request
+        return len(self._buffer.data)  # .data: see docs/topics/performance.md
 
     @property
     def trailing_data(self) -> bytes:
@@ -365,7 +241,7 @@ class HTTPConnection:
             buf.consume(2)
         end = buf.find_from_mark(b"\r\n\r\n")
         if end < 0:
-            self._check_head_prefix(len(buf))
+            check_head_prefix(buf.data, len(buf), self.limits)
             if self._eof:
                 if not buf:
                     self._advance(Role.CLIENT, "eof")
@@ -387,310 +263,18 @@ class HTTPConnection:
             and data.find(b"\n", 0, line_end) < 0
             and data.find(b"\r", 0, line_end) < 0
         ):
-            self._check_head_prefix(end + 3)
-        request = self._parse_head(buf.consume(end + 4), end)
+            check_head_prefix(data, end + 3, limits)
+        request = parse_head(buf.consume(end + 4), end, limits)
         self.request = request
         self.max_body_size = self.limits.max_body_size
         self._sent_continue = False
         if request.chunked:
             self._chunked = ChunkedDecoder(self.limits, self.max_body_size)
         else:
-            self._body_remaining = request.content_length or 0
+            self._length.remaining = request.content_length or 0
         self.client_state = _CLIENT_AFTER_REQUEST  # TRANSITIONS, looked up once at import
         self.server_state = _SERVER_AFTER_REQUEST
         return request
-
-    def _check_head_prefix(self, n: int) -> None:
-        """Refuse a head that is already too big, or broken, judging by its first ``n`` buffered bytes.
-
-        Called on every incomplete head (so a client cannot make the server buffer more than the limits, and a
-        bare CR or LF is answered at once instead of at the header timeout), and on the complete head minus
-        its last byte before it is parsed.
-
-        Each check fires from a given prefix length on, and once fired stays fired. When several have fired,
-        the one that fired at the *shortest* prefix is reported: that is what a client sending one byte at a
-        time would get, so the status never depends on how the bytes were split.
-        """
-        data = self._buffer.data
-        limits = self.limits
-        never = n + 1
-        # 414: no CRLF among the first max_request_line + 2 bytes means the request line is too long.
-        at_414 = limits.max_request_line + 2
-        if at_414 > n or data.find(b"\r\n", 0, at_414) >= 0:
-            at_414 = never
-        # 431: the complete head may be max_request_line + max_header_bytes + 4 bytes (CRLF CRLF included);
-        # an incomplete one may already hold 3 bytes of that terminator.
-        at_431 = limits.max_request_line + limits.max_header_bytes + 4
-        if at_431 > n:
-            at_431 = never
-        # RFC 9112 §2.2 allows a recipient to accept a bare LF as a line terminator; rawrt does not (a bare LF
-        # is how several smuggling attacks split lines differently from a front end). The first LF of the
-        # head ends the request line: if it is bare, the head is broken.
-        lf = data.find(b"\n", 0, n)
-        at_lf = lf + 1 if lf >= 0 and (lf == 0 or data[lf - 1] != 0x0D) else never
-        # A CR that the next byte shows is not part of a CRLF: a bare CR in the request line.
-        cr = data.find(b"\r", 0, n)
-        at_cr = cr + 2 if 0 <= cr < n - 1 and data[cr + 1] != 0x0A else never
-        first = min(at_414, at_431, at_lf, at_cr)
-        if first == never:
-            return
-        if first == at_414:
-            raise LimitExceeded(f"request line longer than {limits.max_request_line} bytes", status_hint=414)
-        if first == at_431:
-            raise LimitExceeded(
-                f"header section larger than {limits.max_header_bytes} bytes", status_hint=431
-            )
-        if first == at_lf:
-            raise RemoteProtocolError("bare LF in request head: lines must end with CRLF (RFC 9112 §2.2)")
-        raise RemoteProtocolError("bare CR in request line (RFC 9112 §2.2)")
-
-    def _parse_head(self, whole: bytes, end: int) -> Request:
-        """Parse a complete head: ``whole`` is it with its final CRLF CRLF, which starts at ``end``."""
-        limits = self.limits
-        # The common case first: an origin-form HTTP/1.1 request line and a valid field section, validated in
-        # one regex pass over the head as received (its last field line's CRLF included), with no copy.
-        fast = abnf.FAST_HEAD_RE.fullmatch(whole, 0, end + 2)
-        if fast is not None and fast.group(1) != b"CONNECT":
-            line_len = fast.end(2) + 9  # the target, then b" HTTP/1.1"
-            if (
-                whole.count(b"\r\n", 0, end) <= limits.max_header_count
-                and end - line_len <= limits.max_header_bytes
-            ):
-                headers: HeaderList = abnf.FIELD_PAIRS_RE.findall(whole, line_len + 2, end + 2)
-                if whole.find(b" \r", line_len, end + 2) >= 0 or whole.find(b"\t\r", line_len, end + 2) >= 0:
-                    headers = [(name, value.rstrip(b" \t")) for name, value in headers]  # RFC 9112 §5: OWS
-                return self._finish_head(fast.group(1), fast.group(2), b"1.1", headers)
-        # Anything else, including the limits, is checked step by step: slower, and says what is wrong.
-        head = whole[:end]
-        line_end = head.find(b"\r\n")
-        line = head if line_end < 0 else head[:line_end]
-        # A request line longer than max_request_line has already been refused (414) by _check_head_prefix.
-        fast = abnf.FAST_REQUEST_LINE_RE.fullmatch(line)
-        if fast is not None and fast.group(1) != b"CONNECT":
-            method, target = fast.groups()
-            http_version = b"1.1"
-        else:
-            match = abnf.REQUEST_LINE_RE.fullmatch(line)
-            if match is None:
-                raise RemoteProtocolError(self._explain_request_line(line))
-            method, target, version = match.groups()
-            http_version = b"1.1" if version == b"HTTP/1.1" else self._parse_version(version)
-            if target[:1] != b"/" or abnf.ORIGIN_FORM_RE.fullmatch(target) is None:
-                self._check_target(method, target)
-            elif method == b"CONNECT":
-                raise RemoteProtocolError(
-                    "CONNECT needs an authority-form target host:port (RFC 9110 §9.3.6)"
-                )
-
-        if head.count(b"\r\n") > limits.max_header_count:
-            raise LimitExceeded(f"more than {limits.max_header_count} header fields", status_hint=431)
-        if len(head) - len(line) > limits.max_header_bytes:
-            raise LimitExceeded(
-                f"header section larger than {limits.max_header_bytes} bytes", status_hint=431
-            )
-        # The whole field section is validated in one pass, then split into pairs in another; only a section
-        # that fails is walked line by line, to say which line is wrong.
-        section = head[line_end + 2 :] + b"\r\n" if line_end >= 0 else b""
-        if abnf.FIELD_SECTION_RE.fullmatch(section) is None:
-            for raw in head.split(b"\r\n")[1:]:
-                m = abnf.FIELD_LINE_RE.fullmatch(raw)
-                if m is None or abnf.FIELD_VALUE_RE.fullmatch(m.group(2)) is None:
-                    raise RemoteProtocolError(self._explain_field_line(raw))
-            raise AssertionError("FIELD_SECTION_RE and FIELD_LINE_RE disagree")  # pragma: no cover
-        # RFC 9112 §5: the trailing OWS is not part of the value.
-        headers = [(name, value.rstrip(b" \t")) for name, value in abnf.FIELD_PAIRS_RE.findall(section)]
-        return self._finish_head(method, target, http_version, headers)
-
-    def _finish_head(self, method: bytes, target: bytes, http_version: bytes, headers: HeaderList) -> Request:
-        """The checks on a parsed head's fields that decide framing and persistence, and its Request."""
-        content_lengths: list[bytes] = []
-        transfer_encodings: list[bytes] = []
-        hosts: list[bytes] = []
-        connection: list[bytes] = []
-        expect: list[bytes] = []
-        upgrade: list[bytes] = []
-        for name, value in headers:
-            # Only the fields that decide framing and connection handling are looked at here; their name
-            # lengths let every other field through with one set lookup.
-            if len(name) not in _SPECIAL_NAME_LENGTHS:
-                continue
-            lname = name.lower()
-            if lname == b"content-length":
-                content_lengths.append(value)
-            elif lname == b"transfer-encoding":
-                transfer_encodings.append(value)
-            elif lname == b"host":
-                hosts.append(value)
-            elif lname == b"connection":
-                connection.append(value.lower())
-            elif lname == b"expect":
-                expect.append(value.lower())
-            elif lname == b"upgrade":
-                upgrade.append(value.lower())
-
-        if len(hosts) != 1 or hosts[0] != self._valid_host:
-            # A keep-alive client sends the same Host on every request: checked once per connection.
-            self._check_host(http_version, hosts)
-            if hosts:
-                self._valid_host = hosts[0]
-        if content_lengths or transfer_encodings:
-            content_length, chunked = self._framing(http_version, content_lengths, transfer_encodings)
-        else:
-            content_length, chunked = 0, False  # RFC 9112 §6.3 rule 7: no body
-        tokens = {t.strip(b" \t") for value in connection for t in value.split(b",")} if connection else ()
-        if http_version == b"1.1":
-            keep_alive = b"close" not in tokens
-        else:
-            # RFC 9112 §9.3: an HTTP/1.0 connection persists only when the client asks with keep-alive.
-            keep_alive = b"keep-alive" in tokens and b"close" not in tokens
-        expect_continue = False
-        if expect and http_version == b"1.1":
-            # RFC 9110 §10.1.1: 100-continue is the only expectation defined; any other gets 417. A server
-            # "MUST ignore" a 100-continue expectation in an HTTP/1.0 request, hence the version check.
-            for value in expect:
-                for item in value.split(b","):
-                    item = item.strip(b" \t")
-                    if item == b"100-continue":
-                        expect_continue = True
-                    elif item:
-                        raise RemoteProtocolError(
-                            f"unsupported expectation {printable(item)}", status_hint=417
-                        )
-        upgrade_to = b", ".join(upgrade) if upgrade and b"upgrade" in tokens else None
-        # Positional arguments: this runs once per request, and keywords cost a little more.
-        return Request(
-            method,
-            target,
-            http_version,
-            headers,
-            content_length,
-            chunked,
-            keep_alive,
-            expect_continue,
-            upgrade_to,
-        )
-
-    @staticmethod
-    def _explain_request_line(line: bytes) -> str:
-        parts = line.split(b" ")
-        if len(parts) == 2 and parts[1].startswith(b"/"):
-            # RFC 9112 §2.3 / Appendix C.1: HTTP/0.9 requests have no version; rawrt answers them with a
-            # normal 400 rather than a 0.9-style bare body.
-            return f"HTTP/0.9 request line without a version: {printable(line)}"
-        if line[:1] in (b" ", b"\t"):
-            return f"request line starts with whitespace: {printable(line)}"
-        return f"malformed request line {printable(line)}: expected 'METHOD SP target SP HTTP/1.1'"
-
-    @staticmethod
-    def _parse_version(version: bytes) -> bytes:
-        match = abnf.HTTP_VERSION_RE.fullmatch(version)
-        if match is None:
-            raise RemoteProtocolError(f"malformed HTTP-version {printable(version)}: expected 'HTTP/1.1'")
-        major, minor = match.groups()
-        if major != b"1":
-            # RFC 9110 §15.6.6: 505 for a major version the server does not support (0.9, 2.0, 3.0 ...).
-            raise RemoteProtocolError(f"HTTP version {printable(version)} is not supported", status_hint=505)
-        # RFC 9112 §2.3: a recipient treats a higher minor version as the highest it supports.
-        return b"1.0" if minor == b"0" else b"1.1"
-
-    @staticmethod
-    def _check_target(method: bytes, target: bytes) -> None:
-        # RFC 9112 §3.2: the four forms, each tied to what it may be used with.
-        if method == b"CONNECT":
-            # §3.2.3 and RFC 9110 §9.3.6: CONNECT's target is only ever "host:port".
-            ok = abnf.AUTHORITY_FORM_RE.fullmatch(target) is not None
-            form = "authority-form (CONNECT)"
-        elif target[:1] == b"/":
-            ok = abnf.ORIGIN_FORM_RE.fullmatch(target) is not None
-            form = "origin-form"
-        elif target == b"*":
-            ok = method == b"OPTIONS"  # §3.2.4: asterisk-form is only for a server-wide OPTIONS
-            form = "asterisk-form (OPTIONS only)"
-        else:
-            ok = abnf.ABSOLUTE_FORM_RE.fullmatch(target) is not None
-            form = "absolute-form"
-        if not ok:
-            raise RemoteProtocolError(f"invalid request-target {printable(target)} ({form}, RFC 9112 §3.2)")
-
-    @staticmethod
-    def _explain_field_line(raw: bytes) -> str:
-        if raw[:1] in (b" ", b"\t"):
-            return "obsolete line folding in header section (RFC 9112 §5.2)"
-        name, colon, value = raw.partition(b":")
-        if not colon:
-            return f"header line without a colon: {printable(raw)}"
-        if name[-1:] in (b" ", b"\t"):
-            return f"whitespace between header name and colon: {printable(raw)} (RFC 9112 §5.1)"
-        if abnf.TOKEN_RE.fullmatch(name) is None:
-            return f"invalid header name {printable(name)}"
-        bad = next(c for c in value if not (c == 9 or 0x20 <= c <= 0x7E or c >= 0x80))
-        return f"invalid byte 0x{bad:02x} in value of header {printable(name)} (RFC 9110 §5.5)"
-
-    @staticmethod
-    def _check_host(http_version: bytes, hosts: list[bytes]) -> None:
-        # RFC 9112 §3.2: "A server MUST respond with a 400 ... to any HTTP/1.1 request message that lacks a
-        # Host header field and to any request message that contains more than one Host header field line or
-        # a Host header field with an invalid field value."
-        if len(hosts) > 1:
-            raise RemoteProtocolError("more than one Host header")
-        if not hosts:
-            if http_version == b"1.1":
-                raise RemoteProtocolError("HTTP/1.1 request without a Host header")
-            return
-        if abnf.HOST_RE.fullmatch(hosts[0]) is None:
-            raise RemoteProtocolError(f"invalid Host header {printable(hosts[0])}")
-
-    @staticmethod
-    def _framing(
-        http_version: bytes, content_lengths: list[bytes], transfer_encodings: list[bytes]
-    ) -> tuple[int | None, bool]:
-        """Decide how the body is delimited, exactly as RFC 9112 §6.3 says for requests."""
-        if transfer_encodings:
-            if content_lengths:
-                # §6.3 rule 3: both present is a smuggling attempt until proven otherwise; §6.1: "a server
-                # MAY reject a request that contains both ... and ought to handle it as an error". We do,
-                # and close the connection.
-                raise RemoteProtocolError("both Transfer-Encoding and Content-Length (RFC 9112 §6.1)")
-            if http_version == b"1.0":
-                # §6.1: a server "MUST ... treat the message as if the framing is faulty" when it gets
-                # Transfer-Encoding on HTTP/1.0, because a 1.0 hop may not have understood it.
-                raise RemoteProtocolError("Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1)")
-            codings = [c.strip(b" \t").lower() for value in transfer_encodings for c in value.split(b",")]
-            codings = [c for c in codings if c]  # RFC 9110 §5.6.1: empty list elements are ignored
-            if not codings:
-                raise RemoteProtocolError("empty Transfer-Encoding")
-            for coding in codings:
-                if abnf.TOKEN_RE.fullmatch(coding.split(b";")[0].strip(b" \t")) is None:
-                    raise RemoteProtocolError(f"invalid transfer coding {printable(coding)}")
-            if codings[-1] != b"chunked":
-                # §6.3 rule 4: a request whose final coding is not chunked cannot be delimited: 400, close.
-                raise RemoteProtocolError(
-                    f"Transfer-Encoding {printable(b', '.join(codings))} does not end in chunked"
-                    " (RFC 9112 §6.3)"
-                )
-            if codings.count(b"chunked") > 1:
-                raise RemoteProtocolError("chunked applied more than once (RFC 9112 §7)")
-            if len(codings) > 1:
-                # §6.1: "A server that receives a request message with a transfer coding it does not
-                # understand SHOULD respond with 501". rawrt decodes chunked only.
-                known = codings[0] in _TE_KNOWN_CODINGS
-                raise RemoteProtocolError(
-                    f"transfer coding {printable(codings[0])} is {'not implemented' if known else 'unknown'}",
-                    status_hint=501,
-                )
-            return None, True
-        # Only called with a Content-Length or a Transfer-Encoding (without either, §6.3 rule 7: no body;
-        # _parse_head decides that itself). RFC 9110 §8.6 / RFC 9112 §6.3 rule 5: a list of identical valid
-        # values may be taken as one value; differing or invalid values are unrecoverable.
-        values = {v.strip(b" \t") for value in content_lengths for v in value.split(b",")}
-        if len(values) != 1:
-            raise RemoteProtocolError(
-                f"conflicting Content-Length values {printable(b', '.join(sorted(values)))}"
-            )
-        (value,) = values
-        if abnf.CONTENT_LENGTH_RE.fullmatch(value) is None:
-            raise RemoteProtocolError(f"invalid Content-Length {printable(value)}")
-        return int(value), False
 
     def set_max_body_size(self, limit: int) -> None:
         """Set the body limit for the current request (a route's override).
@@ -708,7 +292,12 @@ class HTTPConnection:
         """Read the next piece of the body: Content-Length (RFC 9112 §6.2) or chunked (§7.1)."""
         request = self.request
         assert request is not None
-        if not request.chunked:
+        if request.chunked:
+            chunked = self._chunked
+            assert chunked is not None
+            chunked.max_body_size = self.max_body_size  # the route's limit, if set_max_body_size changed it
+            body: ContentLengthReader | ChunkedDecoder = chunked
+        else:
             if request.content_length is not None and request.content_length > self.max_body_size:
                 # The default limit (or the route's, if set_max_body_size raised it after the Request event)
                 # is enforced before any of the body is read, whether or not the server called
@@ -716,46 +305,16 @@ class HTTPConnection:
                 raise LimitExceeded(
                     f"Content-Length {request.content_length} exceeds the limit of {self.max_body_size} bytes"
                 )
-            if self._body_remaining == 0:
-                self._advance(Role.CLIENT, "end")
-                return EndOfMessage()
-            buf = self._buffer
-            if not buf:
-                if self._eof:
-                    raise RemoteProtocolError(
-                        f"connection closed with {self._body_remaining} body bytes still expected"
-                    )
-                return None
-            data = buf.consume(min(len(buf), self._body_remaining))
-            self._body_remaining -= len(data)
-            return Data(data)
-        return self._maybe_read_chunked()
-
-    def _maybe_read_chunked(self) -> Data | EndOfMessage | None:
-        chunked = self._chunked
-        assert chunked is not None
-        chunked.max_body_size = self.max_body_size  # the route's limit, if set_max_body_size changed it
-        result = chunked.maybe_read(self._buffer, self._eof)
+            body = self._length
+        result = body.maybe_read(self._buffer, self._eof)
         if result is None:
             return None
         if type(result) is bytes:
             return Data(result)
-        assert isinstance(result, Trailers)
-        trailers = self._parse_trailers(result.block) if result.block else []
+        assert isinstance(result, EndOfBody)
+        trailers = parse_trailers(result.trailers, self.limits) if result.trailers else []
         self._advance(Role.CLIENT, "end")
         return EndOfMessage(trailers)
-
-    def _parse_trailers(self, block: bytes) -> HeaderList:
-        lines = block.split(b"\r\n")
-        if len(lines) > self.limits.max_header_count:
-            raise LimitExceeded(f"more than {self.limits.max_header_count} trailer fields", status_hint=431)
-        trailers: HeaderList = []
-        for raw in lines:
-            m = abnf.FIELD_LINE_RE.fullmatch(raw)
-            if m is None or abnf.FIELD_VALUE_RE.fullmatch(m.group(2)) is None:
-                raise RemoteProtocolError("in trailers: " + self._explain_field_line(raw))
-            trailers.append((m.group(1), m.group(2).rstrip(b" \t")))
-        return trailers
 
     # ------------------------------------------------------------------------------------------ writing
 
@@ -773,11 +332,11 @@ class HTTPConnection:
             raise LocalProtocolError("a 1xx response must not be sent to an HTTP/1.0 client (RFC 9110 §15.2)")
         if not 100 <= status < 200 or status == 101:
             raise LocalProtocolError(f"{status} is not an interim status (use send_response for 101)")
-        _check_fields(headers or [])
+        check_fields(headers or [])
         self._advance(Role.SERVER, "informational")
         if status == 100:
             self._sent_continue = True
-        self._out.append(self._head(status, headers or [], b""))
+        self._out.append(render_head(status, headers or [], b""))
 
     @property
     def expects_continue(self) -> bool:
@@ -811,7 +370,7 @@ class HTTPConnection:
             date: the ``Date`` value (RFC 9110 §6.6.1; an origin server with a clock MUST send it). The I/O
                 layer owns the clock, so it passes the value in.
             server: the ``Server`` value, or ``b""`` to omit it.
-            validated: the caller already checked every field the way :func:`_check_fields` does (the
+            validated: the caller already checked every field the way :func:`~.writers.check_fields` does (the
                 app layer's ``Response`` validates its headers when it is built), so the writer's own check
                 is skipped (STYLE §3: validate what the app builds, once).
         """
@@ -837,7 +396,7 @@ class HTTPConnection:
         # Everything the app passed is checked before any state changes: a LocalProtocolError leaves the
         # connection as it was, so the server can still answer 500 with reject().
         if not validated:
-            _check_fields(headers)
+            check_fields(headers)
         if self.server_state is not State.SEND_RESPONSE:
             raise LocalProtocolError(f"cannot send a response in server state {self.server_state.name}")
         if status == 101:
@@ -846,14 +405,14 @@ class HTTPConnection:
             self._advance(Role.SERVER, "switch")
             if self.client_state is State.DONE:
                 self._advance(Role.CLIENT, "switch")
-            return self._head(101, headers, date)
+            return render_head(101, headers, date)
         if not 200 <= status < 600:
             raise LocalProtocolError(f"invalid final status {status}")
         # An exchange whose request failed (e.g. set_max_body_size raised) cannot be followed by another one.
         keep_alive = request.keep_alive and self.client_state is not State.ERROR
         content_length: int | None = None
         # The head's field lines, rendered as they are decided (no list of pairs to format afterwards).
-        lines: list[bytes] = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status]
+        lines: list[bytes] = [STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status]
         has_date = has_server = False
         connection_options: list[bytes] = []
         for name, value in headers:
@@ -920,14 +479,6 @@ class HTTPConnection:
         lines.append(b"\r\n")
         return b"".join(lines)
 
-    @staticmethod
-    def _head(status: int, headers: HeaderSequence, date: bytes) -> bytes:
-        status_line = _STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status
-        fields = b"".join([b"%b: %b\r\n" % pair for pair in headers])
-        if date:
-            fields += b"date: %b\r\n" % date
-        return status_line + fields + b"\r\n"
-
     def send_data(self, data: bytes) -> None:
         """Send a piece of the response body, framed as the head announced."""
         if self.server_state is not State.SEND_BODY:
@@ -949,7 +500,7 @@ class HTTPConnection:
         if self.server_state is not State.SEND_BODY:
             raise LocalProtocolError(f"cannot end a response in server state {self.server_state.name}")
         if trailers:
-            _check_fields(trailers)
+            check_fields(trailers)
         if self._send_remaining:
             raise LocalProtocolError(
                 f"response body {self._send_remaining} bytes short of its Content-Length"
@@ -1019,34 +570,6 @@ class HTTPConnection:
             if date:
                 headers.append((b"date", date))
             headers.append((b"server", b"rawrt"))
-            self._out.append(self._head(status, headers, b"") + body)
+            self._out.append(render_head(status, headers, b"") + body)
         self.server_state = State.ERROR
         self._out.append(b"")
-
-
-_SERVER_AFTER_RESPONSE = TRANSITIONS[(Role.SERVER, State.SEND_RESPONSE, "response")]
-_SERVER_AFTER_END = TRANSITIONS[(Role.SERVER, State.SEND_BODY, "end")]
-_AFTER_CYCLE = TRANSITIONS[(Role.SERVER, State.DONE, "cycle")]
-assert _AFTER_CYCLE is TRANSITIONS[(Role.CLIENT, State.DONE, "cycle")]
-# Response fields whose meaning the writer owns or must notice (framing, persistence, Date, Server).
-_WRITER_OWNED = frozenset({b"content-length", b"transfer-encoding", b"connection", b"date", b"server"})
-
-
-def _check_fields(headers: HeaderSequence) -> None:
-    """Refuse app-supplied fields that would not survive the wire: a name that is not a token, or a value
-    with CR, LF, NUL or another control byte (that is response splitting, RFC 9110 §5.5)."""
-    # Fast path: the fields as they would be written form a valid field section, one line per field (a CR
-    # or LF inside a value would add a line, so the count catches what the per-line pattern alone cannot).
-    # FIELD_SECTION_RE admits no CR inside a value, so the LF count is the only extra check needed.
-    section = b"".join([b"%b:%b\r\n" % pair for pair in headers])
-    if section.count(b"\n") == len(headers) and abnf.FIELD_SECTION_RE.fullmatch(section) is not None:
-        return
-    # Slow path, only to say which field is wrong (one of them is).
-    name, value = next(
-        (n, v)
-        for n, v in headers
-        if abnf.TOKEN_RE.fullmatch(n) is None or abnf.FIELD_VALUE_RE.fullmatch(v) is None
-    )
-    if abnf.TOKEN_RE.fullmatch(name) is None:
-        raise LocalProtocolError(f"invalid field name {printable(name)}")
-    raise LocalProtocolError(f"invalid value for field {printable(name)}: {printable(value)}")

@@ -1,15 +1,29 @@
-"""The chunked transfer coding (RFC 9112 §7.1), decoded incrementally: one reader for both directions.
+"""Message bodies (RFC 9112 §6, §7): the body codecs, shared by the server and the client.
 
-Contract: :meth:`ChunkedDecoder.maybe_read` takes the connection's :class:`ReceiveBuffer` and whether the
-peer has closed, and returns the next piece of decoded body (``bytes``), a :class:`Trailers` at the end of
-the body (the raw trailer section, for the caller to parse or drop), or ``None`` when it needs more bytes;
-or it raises :class:`~rawrt.errors.RemoteProtocolError` (:class:`~rawrt.errors.LimitExceeded` for a limit).
-The server's request parser and the client's response reader both use it, so the grammar, the limits and
+Reading
+-------
+A body is delimited in one of three ways (RFC 9112 §6.3), and each has one reader here:
+
+* :class:`ContentLengthReader` -- exactly ``Content-Length`` bytes (§6.2);
+* :class:`ChunkedDecoder` -- the chunked transfer coding (§7.1), with its trailer section;
+* :class:`CloseDelimitedReader` -- everything until the peer closes (§6.3 rule 8; responses only).
+
+They share one contract: ``maybe_read(buf, eof)`` takes the connection's :class:`ReceiveBuffer` and whether
+the peer has closed, and returns the next piece of the body (``bytes``, never empty), :class:`EndOfBody` at
+its end, or ``None`` when it needs more bytes; or it raises :class:`~rawrt.errors.RemoteProtocolError`
+(:class:`~rawrt.errors.LimitExceeded` for a limit). The server's
+:class:`~rawrt.sansio.http11.HTTPConnection` and the client's
+:class:`~rawrt.sansio.http11.client.ResponseReader` both read through them, so the grammar, the limits and
 the error texts are the same in both directions.
 
 Every answer is the same however the bytes were split (the parsers' tests feed each input whole and one
 byte at a time): limits on a line still being received allow for the part of its terminator that may
 already be there, and error texts quote only bytes that were checked.
+
+Writing
+-------
+:func:`encode_chunk` frames one piece of a chunked body. The last chunk and the trailer section are written
+by the connection, which owns the trailers' validation.
 """
 
 from __future__ import annotations
@@ -21,19 +35,83 @@ from ...limits import MAX_CHUNK_SIZE_DIGITS, Limits
 from .. import abnf
 from ..buffer import ReceiveBuffer
 
-__all__ = ["ChunkedDecoder", "Trailers"]
+__all__ = [
+    "EndOfBody",
+    "ContentLengthReader",
+    "ChunkedDecoder",
+    "CloseDelimitedReader",
+    "BodyReader",
+    "encode_chunk",
+]
 
 
 @dataclass(frozen=True, slots=True)
-class Trailers:
-    """The end of a chunked body: the trailer section's bytes (RFC 9112 §7.1.2), without its final CRLF
-    CRLF; ``b""`` when there is none."""
+class EndOfBody:
+    """The end of a body. ``trailers``: a chunked body's trailer section as received (RFC 9112 §7.1.2),
+    without its final CRLF CRLF, for the caller to parse or drop; ``b""`` when there is none."""
 
-    block: bytes
+    trailers: bytes = b""
+
+
+# The end of every body that has no trailer section: one immutable value, never rebuilt.
+_END = EndOfBody()
+
+
+def _check_eof(eof: bool, where: str) -> None:
+    """Waiting for more bytes is fine, unless the peer has closed: then the body can never be complete."""
+    if eof:
+        raise RemoteProtocolError(f"connection closed {where} of a chunked body")
+
+
+class ContentLengthReader:
+    """Reads a body of a declared length (RFC 9112 §6.2).
+
+    Args:
+        length: the Content-Length. A reader of length 0 is at its end at once (a bodiless message).
+
+    The limit on the length is the caller's to check before reading (a server answers 413 before any of
+    the body arrives; a client reading an event stream bounds what it buffers elsewhere). A server reuses
+    one reader per connection by setting :attr:`remaining` for each request.
+    """
+
+    __slots__ = ("remaining",)
+
+    def __init__(self, length: int = 0) -> None:
+        #: Body bytes still expected.
+        self.remaining = length
+
+    def maybe_read(self, buf: ReceiveBuffer, eof: bool) -> bytes | EndOfBody | None:
+        """The next piece of the body, its end, or None; see the module docstring."""
+        remaining = self.remaining
+        if remaining == 0:
+            return _END
+        if not buf:
+            if eof:
+                raise RemoteProtocolError(f"connection closed with {remaining} body bytes still expected")
+            return None
+        data = buf.consume(min(len(buf), remaining))
+        self.remaining = remaining - len(data)
+        return data
+
+
+class CloseDelimitedReader:
+    """Reads a body that ends when the peer closes the connection (RFC 9112 §6.3 rule 8).
+
+    Only a response can be delimited that way (a request without Content-Length or chunked has no body,
+    §6.3 rule 7), so only the client uses it. It keeps no state: one instance serves any number of bodies.
+    """
+
+    __slots__ = ()
+
+    def maybe_read(self, buf: ReceiveBuffer, eof: bool) -> bytes | EndOfBody | None:
+        """The next piece of the body, its end, or None; see the module docstring."""
+        if buf:
+            return buf.consume_all()
+        return _END if eof else None
 
 
 class ChunkedDecoder:
-    """Decodes one chunked body.
+    """Decodes one chunked body (RFC 9112 §7.1).
 
     Args:
         limits: ``max_chunk_ext`` bounds a chunk-size line, ``max_header_bytes`` the trailer section.
@@ -52,7 +130,7 @@ class ChunkedDecoder:
         self._phase = "size"  # "size" | "data" | "crlf" | "trailers"
         self._remaining = 0  # bytes left in the current chunk
 
-    def maybe_read(self, buf: ReceiveBuffer, eof: bool) -> bytes | Trailers | None:
+    def maybe_read(self, buf: ReceiveBuffer, eof: bool) -> bytes | EndOfBody | None:
         """The next piece of the body, its end, or None; see the module docstring."""
         while True:
             phase = self._phase
@@ -107,7 +185,7 @@ class ChunkedDecoder:
             # "trailers": RFC 9112 §7.1.2: trailer-section = *( field-line CRLF ), then CRLF.
             if buf.data[:2] == b"\r\n":
                 buf.consume(2)
-                return Trailers(b"")
+                return _END
             end = buf.find_from_mark(b"\r\n\r\n")
             limit = self.limits.max_header_bytes
             if end < 0:
@@ -119,10 +197,16 @@ class ChunkedDecoder:
             block = buf.consume(end + 4)[:end]
             if len(block) > limit:
                 raise LimitExceeded(f"trailer section larger than {limit} bytes", status_hint=431)
-            return Trailers(block)
+            return EndOfBody(block)
 
 
-def _check_eof(eof: bool, where: str) -> None:
-    """Waiting for more bytes is fine, unless the peer has closed: then the body can never be complete."""
-    if eof:
-        raise RemoteProtocolError(f"connection closed {where} of a chunked body")
+#: Any of the three readers.
+BodyReader = ContentLengthReader | ChunkedDecoder | CloseDelimitedReader
+
+
+def encode_chunk(data: bytes) -> bytes:
+    """One chunk of a chunked body (RFC 9112 §7.1): size in hex, CRLF, data, CRLF. Empty data encodes nothing
+    (a zero-size chunk would end the body)."""
+    if not data:
+        return b""
+    return b"%x\r\n%b\r\n" % (len(data), data)
