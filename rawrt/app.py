@@ -29,15 +29,12 @@ from __future__ import annotations
 import json as _json
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .errors import LocalProtocolError
 from .sansio.abnf import FIELD_VALUE_RE, TOKEN_RE
 from .sansio.headers import HeaderList, Headers
-
-if TYPE_CHECKING:
-    from .websocket import WebSocket
 
 __all__ = [
     "App",
@@ -47,6 +44,7 @@ __all__ = [
     "Handler",
     "WebSocketHandler",
     "Route",
+    "Resolution",
     "HeadersLike",
     "Push",
 ]
@@ -57,7 +55,7 @@ HeadersLike = Iterable[tuple[str | bytes, str | bytes]]
 class Push(Protocol):
     """The synchronous writer a :class:`StreamingResponse`'s ``on_push`` callback receives (see there)."""
 
-    def __call__(self, piece: bytes, chunk: bytes | None = None) -> bool: ...
+    def __call__(self, piece: bytes, /) -> bool: ...
 
 
 class BodySource(Protocol):
@@ -313,13 +311,15 @@ class StreamingResponse:
             off); ``None`` waits forever.
         on_close: called once when the response ends, however it ends (finished, client gone, error).
         on_push: called with a *push* function once the head is sent, and with ``None`` when the response
-            ends. ``push(piece, chunk=None)`` writes a piece at once, synchronously, in order with the
-            iterated ones (the server frames it), and returns whether the transport has room for more; after
-            ``False`` the producer should go back to yielding (the server then waits for the client, bounded
-            by ``send_timeout``). ``chunk``, if given, must be ``encode_chunk(piece)``: a chunked response
-            writes it as is, so a piece sent to many clients is framed once (RFC 9112 §7.1); an HTTP/1.0
-            (close-delimited) one writes ``piece``. It lets a fan-out write from a publish callback without
-            waking a task per client (rawrt.sse uses it).
+            ends. ``push(piece)`` writes a piece at once, synchronously, in order with the iterated ones,
+            and returns whether the transport has room for more; after ``False`` the producer should go back
+            to yielding (the server then waits for the client, bounded by ``send_timeout``). A push after
+            the body ended, or on a closed connection, writes nothing and returns ``False``. The server
+            frames the piece as the response requires: a chunk on HTTP/1.1 (RFC 9112 §7.1), as is on a
+            close-delimited HTTP/1.0 body. A fan-out that pushes the *same* bytes object to many clients
+            gets it framed once for all of them (the server remembers the last piece it framed), so it
+            should build one bytes object per event, not one per client. It lets a fan-out write from a
+            publish callback without waking a task per client (rawrt.sse uses it).
     """
 
     __slots__ = ("status", "headers", "body", "send_timeout", "on_close", "on_push")
@@ -346,15 +346,42 @@ class StreamingResponse:
 
 
 Handler = Callable[[Request], Awaitable["Response | StreamingResponse"]]
-WebSocketHandler = Callable[["WebSocket"], Awaitable[None]]
+
+
+class WebSocketHandler(Protocol):
+    """An ``@app.websocket`` handler: an async function of the accepted WebSocket.
+
+    The server passes a :class:`rawrt.websocket.WebSocket`. This module sits below the adapters (the layers in
+    docs/topics/design.md) and cannot name that class, so the argument is typed ``Any`` here: a handler
+    annotated ``ws: WebSocket`` fits, and keeps its own precise type through :meth:`App.websocket`.
+    """
+
+    def __call__(self, ws: Any, /) -> Awaitable[None]: ...
+
+
+_WebSocketHandlerT = TypeVar("_WebSocketHandlerT", bound=WebSocketHandler)
 
 _PARAM_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::(path))?\}")
 
 
 class Route:
-    """One path with its handlers by method (and maybe a WebSocket handler)."""
+    """One path with its handlers by method (and maybe a WebSocket handler).
 
-    __slots__ = ("path", "pattern", "handlers", "any_method", "websocket", "max_body_size", "ws_options")
+    Built by :class:`App`'s decorators. :meth:`App.resolve` remembers its decisions for the route in
+    :attr:`resolved`, which the decorators empty when they change the route; code that changes a route's
+    fields by hand after requests were served must empty it too.
+    """
+
+    __slots__ = (
+        "path",
+        "pattern",
+        "handlers",
+        "any_method",
+        "websocket",
+        "max_body_size",
+        "ws_options",
+        "resolved",
+    )
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -372,6 +399,8 @@ class Route:
         self.websocket: WebSocketHandler | None = None
         self.max_body_size: dict[str, int] = {}
         self.ws_options: dict[str, Any] = {}
+        #: :meth:`App.resolve`'s decisions by method, at most :data:`_MAX_RESOLVED` of them.
+        self.resolved: dict[str, Resolution] = {}
 
     def allowed(self) -> list[str]:
         """The methods this path answers, for ``Allow`` (RFC 9110 §10.2.1)."""
@@ -381,6 +410,86 @@ class Route:
         if self.websocket is not None:
             methods.add("GET")
         return sorted(methods)
+
+    def decide(self, method: str) -> Resolution:
+        """The decision for ``method`` on this route, short of a WebSocket upgrade (:meth:`App.resolve`)."""
+        handler = self.handlers.get(method)
+        if handler is None and method == "HEAD":
+            handler = self.handlers.get("GET")  # RFC 9110 §9.3.2: HEAD is GET without the body
+        if handler is None:
+            handler = self.any_method
+        if handler is not None:
+            limits = self.max_body_size
+            return Resolution(200, self, handler=handler, max_body_size=limits.get(method, limits.get("*")))
+        if self.websocket is not None and method == "GET":
+            # RFC 6455 §4.2.2 / RFC 9110 §15.5.22: this resource speaks WebSocket only.
+            response = Response.text(
+                "Upgrade Required: this endpoint speaks WebSocket\n",
+                426,
+                [("upgrade", "websocket"), ("connection", "upgrade")],
+            )
+            return Resolution(426, self, response=response)
+        allow = ", ".join(self.allowed())
+        return Resolution(405, self, response=Response.text("Method Not Allowed\n", 405, [("allow", allow)]))
+
+
+class Resolution:
+    """What :meth:`App.resolve` decided for a request. Shared between requests: read it, never change it.
+
+    Exactly one of three outcomes:
+
+    * ``handler`` is set (``status`` 200): run it; the request body may be at most ``max_body_size`` bytes
+      (``None``: the server's ``Limits.max_body_size``).
+    * ``websocket`` is set (``status`` 101): a WebSocket opening handshake for ``route`` (its options are
+      ``route.ws_options``).
+    * ``response`` is set: the answer itself, 404 (no route for the path), 405 with ``Allow`` (RFC 9110
+      §15.5.6) or 426 (a WebSocket-only resource asked without an upgrade, RFC 6455 §4.2.2).
+
+    ``params`` holds the values a ``{name}`` route captured (``None`` for a literal path).
+    """
+
+    __slots__ = ("status", "route", "handler", "max_body_size", "websocket", "response", "params")
+
+    def __init__(
+        self,
+        status: int,
+        route: Route | None,
+        *,
+        handler: Handler | None = None,
+        max_body_size: int | None = None,
+        websocket: WebSocketHandler | None = None,
+        response: Response | None = None,
+        params: dict[str, str] | None = None,
+    ) -> None:
+        self.status = status
+        self.route = route
+        self.handler = handler
+        self.max_body_size = max_body_size
+        self.websocket = websocket
+        self.response = response
+        self.params = params
+
+    def with_params(self, params: dict[str, str]) -> Resolution:
+        """This decision for one request to a ``{name}`` route, with what the path captured."""
+        return Resolution(
+            self.status,
+            self.route,
+            handler=self.handler,
+            max_body_size=self.max_body_size,
+            websocket=self.websocket,
+            response=self.response,
+            params=params,
+        )
+
+    def __repr__(self) -> str:
+        return f"<Resolution {self.status} {self.route.path if self.route else '-'}>"
+
+
+#: How many methods' decisions a route remembers: method tokens come from the client, and a client
+#: that sends a thousand different ones must not grow the memo (past the cap, decisions are recomputed).
+_MAX_RESOLVED = 16
+
+_NOT_FOUND = Resolution(404, None, response=Response.text("Not Found\n", 404))
 
 
 class App:
@@ -426,6 +535,7 @@ class App:
 
         def register(handler: Handler) -> Handler:
             route = self._route(path)
+            route.resolved.clear()
             if methods is None:
                 route.any_method = handler
                 if max_body_size is not None:
@@ -447,7 +557,7 @@ class App:
         """Shorthand for ``route(path, ["POST"])``."""
         return self.route(path, ("POST",), **kwargs)
 
-    def websocket(self, path: str, **options: Any) -> Callable[[WebSocketHandler], WebSocketHandler]:
+    def websocket(self, path: str, **options: Any) -> Callable[[_WebSocketHandlerT], _WebSocketHandlerT]:
         """Register a WebSocket handler for ``path``.
 
         Options (all optional): ``subprotocols`` (list, in order of preference), ``origins`` (allowlist;
@@ -457,13 +567,44 @@ class App:
         is sent instead of the 101, e.g. a 400 for a bad query parameter).
         """
 
-        def register(handler: WebSocketHandler) -> WebSocketHandler:
+        def register(handler: _WebSocketHandlerT) -> _WebSocketHandlerT:
             route = self._route(path)
+            route.resolved.clear()
             route.websocket = handler
             route.ws_options = options
             return handler
 
         return register
+
+    def resolve(self, method: str, path: str, upgrade: bool) -> Resolution:
+        """Route a request: what to run, or how to answer (see :class:`Resolution`).
+
+        Args:
+            method: the request's method token (case-sensitive, RFC 9110 §9.1).
+            path: the target's path, percent-decoded (:attr:`Request.path`).
+            upgrade: whether the request asks to switch protocols (it has an ``Upgrade`` field). A ``GET``
+                with one on a WebSocket route is a handshake; elsewhere the field is ignored.
+        """
+        route = self._exact.get(path)
+        params = None
+        if route is None:
+            for candidate in self._patterns:
+                assert candidate.pattern is not None
+                m = candidate.pattern.fullmatch(path)
+                if m is not None:
+                    route, params = candidate, m.groupdict()
+                    break
+            else:
+                return _NOT_FOUND
+        if upgrade and route.websocket is not None and method == "GET":
+            # Once per WebSocket connection: not worth remembering.
+            return Resolution(101, route, websocket=route.websocket, params=params)
+        resolved = route.resolved.get(method)
+        if resolved is None:
+            resolved = route.decide(method)
+            if len(route.resolved) < _MAX_RESOLVED:
+                route.resolved[method] = resolved
+        return resolved if params is None else resolved.with_params(params)
 
     def match(self, path: str) -> tuple[Route, dict[str, str]] | None:
         """Find the route for ``path`` and its captured parameters."""

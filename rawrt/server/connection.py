@@ -1,10 +1,11 @@
 """The asyncio server: one task per TCP connection, driving :class:`rawrt.sansio.http11.HTTPConnection`.
 
-Strategy (hypercorn's ``tcp_server.py`` shape, on ``asyncio.start_server`` streams):
+Strategy (hypercorn's ``tcp_server.py`` shape, on a :class:`~rawrt.websocket.handover.ByteStream`):
 
-* The connection task reads ``reader.read(MAX_RECV)`` under a timeout, feeds the bytes to the sans-IO
-  connection, and handles its events one exchange at a time. Pipelined requests are therefore answered in
-  order by construction (RFC 9112 §9.3.2), and each connection has exactly one writer: this task.
+* The connection task reads ``stream.read()`` (up to ``MAX_RECV`` bytes) under a timeout, feeds the bytes
+  to the sans-IO connection, and handles its events one exchange at a time. Pipelined requests are
+  therefore answered in order by construction (RFC 9112 §9.3.2), and each connection has exactly one
+  writer: this task.
 * Every failure is turned into an answer in one place, :meth:`ServerConnection._serve`: a protocol error
   gets its status and ``Connection: close``; a handler's bug gets a bare 500 and a logged traceback; a
   client that went away is not an error at all.
@@ -25,10 +26,10 @@ from typing import TYPE_CHECKING, TypeVar
 
 from ..app import Request, Response, StreamingResponse
 from ..errors import LimitExceeded, LocalProtocolError, ProtocolError, RemoteProtocolError
-from ..limits import MAX_RECV
 from ..sansio import http11
 from ..sansio.headers import HeaderList, Headers, HeaderSequence
 from ..websocket import WebSocket
+from ..websocket.handover import ByteStream
 from .dates import http_date
 from .upgrade import Session, handshake
 
@@ -59,6 +60,12 @@ class _ClientGone(Exception):
     """The client closed or reset the connection: stop quietly."""
 
 
+#: The last piece a push framed as a chunk, and its chunk: a fan-out pushes one bytes object to every
+#: subscriber in turn, so an identity check saves framing (and allocating) it once per subscriber.
+_last_piece: bytes | None = None
+_last_chunk = b""
+
+
 class _StreamPush:
     """The synchronous writer of one streaming response, the *push* ``StreamingResponse.on_push`` receives.
 
@@ -78,17 +85,24 @@ class _StreamPush:
         self.high_water = connection.limits.write_high_water
         self.connection = connection
 
-    def __call__(self, piece: bytes, chunk: bytes | None = None) -> bool:
+    def __call__(self, piece: bytes, /) -> bool:
         """Write a piece of the body now. Returns whether the transport still has room (at most
         ``write_high_water`` bytes waiting)."""
         transport = self.transport
         if not self.live or transport.is_closing():
             return False
-        if chunk is not None and self.chunked:
-            # The piece framed once for every subscriber of a fan-out (rawrt.hub.Event.sse_chunk): what
-            # send_data() would produce (http11.HTTPConnection.sends_chunked), and _flush() leaves nothing
-            # of the connection's output behind, so the order on the wire is the same.
-            transport.write(chunk)
+        if self.chunked:
+            # Framed here, as send_data() would (http11.HTTPConnection.sends_chunked), once for all the
+            # connections a fan-out pushes the same bytes object to; flush() leaves nothing of the
+            # connection's output behind, so the order on the wire is the same.
+            global _last_piece, _last_chunk
+            if piece is _last_piece:
+                transport.write(_last_chunk)
+            else:
+                chunk = http11.encode_chunk(piece)
+                if type(piece) is bytes:  # immutable: the same object is the same bytes next time
+                    _last_piece, _last_chunk = piece, chunk
+                transport.write(chunk)
         else:
             connection = self.connection
             connection.conn.send_data(piece)
@@ -99,15 +113,16 @@ class _StreamPush:
 class ServerConnection:
     """One accepted TCP connection speaking HTTP/1.1 (until it maybe switches to WebSocket)."""
 
-    def __init__(self, server: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, server: Server, stream: ByteStream) -> None:
         self.server = server
         self.limits = server.limits
-        self.reader = reader
-        self.writer = writer
-        self.transport = writer.transport
+        #: The connection's bytes, until a WebSocket takes the transport over (see :meth:`upgraded`).
+        self.stream = stream
+        assert stream.transport is not None
+        self.transport = stream.transport
         self.conn = http11.HTTPConnection(server.limits)
         self.events: deque[http11.Event] = deque()
-        peer = writer.get_extra_info("peername")
+        peer = self.transport.get_extra_info("peername")
         self.client: tuple[str, int] | None = (str(peer[0]), int(peer[1])) if peer else None
         #: Waiting for a request with nothing buffered: safe to close at shutdown.
         self.idle = True
@@ -132,8 +147,8 @@ class ServerConnection:
 
     async def _read(self, timeout: float | None) -> bytes:
         if timeout is None:
-            return await self.reader.read(MAX_RECV)
-        return await self._bounded(self.reader.read(MAX_RECV), timeout)
+            return await self.stream.read()
+        return await self._bounded(self.stream.read(), timeout)
 
     async def _bounded(self, awaitable: Awaitable[T], timeout: float) -> T:
         """Await with a deadline enforced by the server's reaper (see :meth:`Server._reap`).
@@ -187,9 +202,9 @@ class ServerConnection:
         limit = self.limits.write_high_water if high_water is None else high_water
         if transport.get_write_buffer_size() > limit or transport.is_closing():
             if timeout is None:
-                await self.writer.drain()
+                await self.stream.drain()
             else:
-                await self._bounded(self.writer.drain(), timeout)
+                await self._bounded(self.stream.drain(), timeout)
 
     async def _next_event(self, timeout: float | None) -> http11.Event:
         """The next event of the current exchange, reading as needed (each read bounded by ``timeout``)."""
@@ -234,7 +249,7 @@ class ServerConnection:
         budget = self.limits.max_request_line + self.limits.max_header_bytes
         try:
             while self.conn.buffered_bytes <= budget:
-                data = await self.reader.read(MAX_RECV)
+                data = await self.stream.read()
                 self._feed(data)
                 if not data:
                     break
@@ -264,7 +279,7 @@ class ServerConnection:
         WebSocket), and an idle WebSocket should not pay for the streams, the parser with its buffers and
         request event, or the event deque (docs/topics/memory.md).
         """
-        self.reader = self.writer = None  # type: ignore[assignment]
+        self.stream = None  # type: ignore[assignment]
         self.conn = _UPGRADED
         self.events = _NO_EVENTS
 
@@ -298,9 +313,9 @@ class ServerConnection:
                 if self.websocket is None:
                     if linger:
                         await self._linger()
-                    self.writer.close()
+                    self.stream.close()
                     with contextlib.suppress(Exception):
-                        await asyncio.wait_for(self.writer.wait_closed(), 1.0)
+                        await asyncio.wait_for(self.stream.wait_closed(), 1.0)
             finally:
                 if task is not None:
                     self.server._tasks.discard(task)
@@ -316,7 +331,7 @@ class ServerConnection:
         """
         if self.conn.client_state not in (http11.State.ERROR, http11.State.SEND_BODY):
             return  # the request was read whole: nothing more is coming that could provoke a reset
-        await close_in_stages(self.reader, self.writer)
+        await close_in_stages(self.stream)
 
     async def _serve(self) -> None:
         limits = self.limits
@@ -350,7 +365,7 @@ class ServerConnection:
                     # hot path: two fewer coroutine frames to resume on every request.
                     self.deadline = 0.0 if timeout is None else loop.time() + timeout
                     try:
-                        data = await self.reader.read(MAX_RECV)
+                        data = await self.stream.read()
                     except asyncio.CancelledError:
                         if not self._timed_out:
                             raise
@@ -624,16 +639,16 @@ class ServerConnection:
             self.task.cancel()
 
 
-async def close_in_stages(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def close_in_stages(stream: ByteStream) -> None:
     """Half-close, then read and drop input until the client closes too, for at most LINGER_TIMEOUT."""
-    transport = writer.transport
-    if transport.is_closing() or reader.at_eof():
+    transport = stream.transport
+    if transport is None or transport.is_closing() or stream.at_eof():
         return
 
     async def discard() -> None:
         if transport.can_write_eof():
-            writer.write_eof()
-        while await reader.read(MAX_RECV):
+            transport.write_eof()
+        while await stream.read():
             pass
 
     with contextlib.suppress(ConnectionError, OSError, TimeoutError):

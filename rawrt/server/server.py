@@ -11,21 +11,22 @@ import time
 from collections.abc import Awaitable, Callable
 
 from ..app import App
-from ..limits import DEFAULT_LIMITS, MAX_RECV, Limits
+from ..limits import DEFAULT_LIMITS, Limits
 from ..websocket import WebSocket
+from ..websocket.handover import ByteStream
 from .connection import ServerConnection, close_in_stages
 
 __all__ = ["Server", "serve"]
 
 
-async def _refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _refuse(stream: ByteStream) -> None:
     """Close after the 503 of a server at capacity."""
     # The client has usually sent its request already: close in stages, or the reset that unread request
     # provokes would erase our 503 before the client reads it (RFC 9112 §9.6).
     try:
-        await close_in_stages(reader, writer)
+        await close_in_stages(stream)
     finally:
-        writer.close()
+        stream.close()
 
 
 class Server:
@@ -78,10 +79,10 @@ class Server:
         """Listen on ``host:port`` (port 0 picks a free port; see :attr:`port`)."""
         loop = asyncio.get_running_loop()
         self.loop_time = loop.time
-        # _accept is a plain function, not a coroutine function: start_server then adds no task (and no done
-        # callback holding the streams) of its own; _accept starts the connection's task itself.
-        self._server = await asyncio.start_server(
-            self._accept, host, port, ssl=self.ssl, limit=MAX_RECV, backlog=1024
+        # Each connection is read through a ByteStream of rawrt's own (not asyncio's streams), so that a
+        # WebSocket can take its transport over with public calls only (rawrt.websocket.handover).
+        self._server = await loop.create_server(
+            lambda: ByteStream(self._accept), host, port, ssl=self.ssl, backlog=1024
         )
         self._reaper = loop.create_task(self._reap())
         for hook in self.app.on_startup:
@@ -107,24 +108,24 @@ class Server:
                 if conn.deadline and conn.deadline <= now:
                     conn.time_out()
 
-    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # Not a coroutine function: it starts the connection's task, so no frame of its own stays suspended
-        # (holding the streams) for the connection's whole life.
+    def _accept(self, stream: ByteStream) -> None:
+        """A connection was made (``ByteStream.connection_made``): start its task."""
         if self.closing:
-            writer.close()
+            stream.close()
             return
         loop = asyncio.get_running_loop()
         if len(self.connections) >= self.limits.max_connections:
             # Over the cap: a one-shot 503 (RFC 9110 §15.6.4) so the client knows to retry, then close.
-            writer.write(
+            assert stream.transport is not None
+            stream.transport.write(
                 b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
                 b"content-length: 20\r\nretry-after: 1\r\nconnection: close\r\n\r\nserver at capacity.\n"
             )
-            task = loop.create_task(_refuse(reader, writer))
+            task = loop.create_task(_refuse(stream))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             return
-        conn = ServerConnection(self, reader, writer)
+        conn = ServerConnection(self, stream)
         self.connections.add(conn)
         # run() discards its task from _tasks when it ends.
         self._tasks.add(loop.create_task(conn.run()))

@@ -148,16 +148,20 @@ async def handshake(conn: ServerConnection, route: Route, event: Any, request: R
     conn._flush()
     conn._log_access(request, 101)
     protocol = WebSocketConnection(Role.SERVER, limits=limits, extension=accepted.extension)
+    # The transport goes to the WebSocket with no await in between: no byte can arrive in the meantime.
+    handover = conn.stream.detach()
     ws = WebSocket(
-        conn.reader,
-        conn.writer,
+        handover.transport,
         protocol,
         limits=limits,
         subprotocol=accepted.subprotocol,
         headers=request.headers,
         request=request,
         trace=conn.server.trace,
-        initial=http.trailing_data,
+        # What the HTTP parser received behind the handshake's head, then what the stream had not read yet.
+        initial=http.trailing_data + handover.data,
+        eof=handover.eof,
+        writing_paused=handover.writing_paused,
     )
     conn.websocket = ws
     conn.upgraded()

@@ -17,6 +17,7 @@ from ..sansio.ws import handshake as hs
 from ..sansio.ws.connection import Role, WebSocketConnection
 from ..sansio.ws.deflate import CLIENT_DEFAULTS, DeflateOptions
 from .connection import WebSocket
+from .handover import ByteStream
 
 __all__ = ["connect"]
 
@@ -70,7 +71,8 @@ async def connect(
         host_header = f"[{host}]" + ("" if port == (443 if secure else 80) else f":{port}")
 
     async def opening() -> WebSocket:
-        reader, writer = await asyncio.open_connection(host, port, ssl=ssl, limit=MAX_RECV)
+        # Read through a ByteStream, which the WebSocket takes the transport over from (.handover).
+        _, stream = await asyncio.get_running_loop().create_connection(ByteStream, host, port, ssl=ssl)
         try:
             request = hs.build_request(
                 host_header,
@@ -83,24 +85,27 @@ async def connect(
             head = b"GET %b HTTP/1.1\r\n" % target.encode("ascii") + b"".join(
                 b"%b: %b\r\n" % pair for pair in fields
             )
-            writer.write(head + b"\r\n")
-            status, response_headers, leftover = await _read_response_head(reader, limits)
+            assert stream.transport is not None
+            stream.transport.write(head + b"\r\n")
+            status, response_headers, leftover = await _read_response_head(stream, limits)
             result = hs.check_response(request, status, response_headers)
         except BaseException:
-            writer.close()
+            stream.close()
             raise
         protocol = WebSocketConnection(
             Role.CLIENT, limits=limits, mask_key=lambda: secrets.token_bytes(4), extension=result.extension
         )
+        handover = stream.detach()
         return WebSocket(
-            reader,
-            writer,
+            handover.transport,
             protocol,
             limits=limits,
             subprotocol=result.subprotocol,
             headers=Headers(response_headers),
             trace=trace,
-            initial=leftover,
+            initial=leftover + handover.data,
+            eof=handover.eof,
+            writing_paused=handover.writing_paused,
         )
 
     if open_timeout is None:
@@ -109,7 +114,7 @@ async def connect(
 
 
 async def _read_response_head(
-    reader: asyncio.StreamReader, limits: Limits
+    reader: ByteStream, limits: Limits
 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """Read the handshake's response head (RFC 9112 §4, §5), strictly and within the header limits.
 

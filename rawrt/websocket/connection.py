@@ -31,7 +31,7 @@ import logging
 import secrets
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConnectionClosed, LocalProtocolError, ProtocolError
 from ..limits import DEFAULT_LIMITS, Limits
@@ -63,19 +63,6 @@ _NO_MESSAGES: deque[Any] = deque(maxlen=0)
 Message = str | bytes
 
 
-class _Detached(asyncio.WriteTransport):
-    """What a StreamWriter points at once its transport was taken over (see ``WebSocket._take_over``)."""
-
-    def is_closing(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        pass
-
-
-_DETACHED = _Detached()
-
-
 class WebSocket(asyncio.Protocol):
     """An open WebSocket, on the server (given to ``@app.websocket`` handlers) or the client side.
 
@@ -93,8 +80,7 @@ class WebSocket(asyncio.Protocol):
 
     def __init__(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        transport: asyncio.Transport,
         protocol: WebSocketConnection,
         *,
         limits: Limits = DEFAULT_LIMITS,
@@ -103,14 +89,25 @@ class WebSocket(asyncio.Protocol):
         request: Request | None = None,
         trace: bool = False,
         initial: bytes = b"",
+        eof: bool = False,
+        writing_paused: bool = False,
     ) -> None:
+        """Take the connection over after the opening handshake.
+
+        Args:
+            transport: the connection, given up by the protocol that read the handshake
+                (:meth:`rawrt.websocket.handover.ByteStream.detach` says what the next three are).
+            protocol: the sans-IO WebSocket connection.
+            initial: bytes received after the handshake and not handled yet: the first frames.
+            eof: whether the peer's EOF (or the connection's loss) came already.
+            writing_paused: whether the transport paused writing for the previous protocol.
+        """
         self.protocol = protocol
         self.limits = limits
         self.subprotocol = subprotocol
         self.headers = headers if headers is not None else Headers()
         self.request = request
-        # A stream's transport reads too (typeshed only promises a WriteTransport).
-        self._transport = cast(asyncio.Transport, writer.transport)
+        self._transport = transport
         self._loop = asyncio.get_running_loop()
         # Allocated on the first message: a deque costs ~760 bytes at once, and many connections (broadcast
         # listeners) never receive one (docs/topics/memory.md).
@@ -137,7 +134,7 @@ class WebSocket(asyncio.Protocol):
         self._close_timer: asyncio.TimerHandle | None = None
         self._tracer = FrameTracer(protocol.role) if trace else None
         self._logged = False
-        initial, eof = self._take_over(reader, writer, initial)
+        self._take_over(eof=eof, writing_paused=writing_paused)
         if limits.ws_ping_interval is not None:
             self._keepalive = self._loop.call_later(limits.ws_ping_interval, self._send_keepalive)
         # Bytes that arrived behind the opening handshake are the first frames (a client need not wait for
@@ -147,46 +144,25 @@ class WebSocket(asyncio.Protocol):
         if eof:
             self.eof_received()
 
-    def _take_over(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, initial: bytes
-    ) -> tuple[bytes, bool]:
-        """Make this WebSocket the transport's protocol, in place of the streams that read the handshake.
+    def _take_over(self, *, eof: bool, writing_paused: bool) -> None:
+        """Make this WebSocket the transport's protocol, in place of the one that read the handshake.
 
-        A protocol instead of streams saves, per connection, the ``StreamReader``, its protocol and writer
-        (with a 64-slot deque for drain waiters), a reader task and its suspended ``read()`` frames, and a
-        task switch per received batch (docs/topics/memory.md). Runs with no ``await`` in between, so no
-        byte can slip past: what the stream buffered but nobody read yet joins ``initial``.
-
-        Returns:
-            The bytes to handle first, and whether the peer's EOF (or the connection's loss) came with them.
+        A protocol instead of streams saves, per connection, the stream objects, a reader task and its
+        suspended ``read()`` frames, and a task switch per received batch (docs/topics/memory.md). The
+        caller runs this with no ``await`` since the previous protocol gave the transport up, so no byte can
+        slip past: what it had received but not handled is in ``initial``.
         """
         transport = self._transport
-        old = transport.get_protocol()
-        # asyncio has no public non-blocking read: take the StreamReader's buffer directly (a bytearray, in
-        # every asyncio since 3.4). Usually empty: the handshake's read took all there was.
-        buffered: bytearray | None = getattr(reader, "_buffer", None)
-        if buffered:
-            initial += bytes(buffered)
-            buffered.clear()
-        eof = reader.at_eof() or reader.exception() is not None
         # The transport was already closed (by the peer): no connection_lost() will come to us.
         self._lost = transport.is_closing()
         transport.set_protocol(self)
-        # A stream protocol that was paused for writing stays paused in the transport's eyes, which will
-        # call resume_writing() on us now.
-        self._writing_paused = bool(getattr(old, "_paused", False))
-        if isinstance(old, asyncio.StreamReaderProtocol):
-            # For the stream protocol the connection is gone. Telling it so also drops its references to
-            # the reader and writer, so they are freed now rather than by the cycle collector.
-            old.connection_lost(None)
-        # A StreamWriter collected while its transport is open closes it (asyncio's guard against leaked
-        # streams). The transport is ours now: the writer gets a closed stand-in, so dropping it is safe.
-        writer._transport = _DETACHED  # type: ignore[attr-defined]
+        # A protocol that was paused for writing stays paused in the transport's eyes, which will call
+        # resume_writing() on us now.
+        self._writing_paused = writing_paused
         # send() waits above ws_write_high_water; make that the transport's own pause threshold.
         transport.set_write_buffer_limits(high=self.limits.ws_write_high_water)
         if not eof and not self._lost and not transport.is_reading():
-            transport.resume_reading()  # the StreamReader paused it (its buffer was full); we read now
-        return initial, eof
+            transport.resume_reading()  # the previous protocol paused it (its buffer was full); we read now
 
     # ---------------------------------------------------------------------------------------- state
 

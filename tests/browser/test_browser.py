@@ -111,7 +111,7 @@ def url(server: Server) -> str:
 def drop_connection(server: Server, request: Request) -> None:
     """Abort the server's connection that carries ``request`` (a TCP RST, as when a server process dies)."""
     for conn in server.connections:
-        if conn.writer.get_extra_info("peername") == request.client:
+        if conn.transport.get_extra_info("peername") == request.client:
             conn.transport.abort()
             return
     raise AssertionError(f"no connection from {request.client}")

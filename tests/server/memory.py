@@ -1,7 +1,7 @@
-"""In-memory streams for driving :class:`rawrt.server.ServerConnection` without sockets (hypercorn's
+"""An in-memory connection for driving :class:`rawrt.server.ServerConnection` without sockets (hypercorn's
 ``MemoryReader``/``MemoryWriter`` idea).
 
-The reader and writer are the real :class:`asyncio.StreamReader`/:class:`asyncio.StreamWriter`, wired to a
+The server reads through its real :class:`~rawrt.websocket.handover.ByteStream`, wired to a
 :class:`MemoryTransport` that records what the server writes. A test feeds the client's bytes however it
 likes (whole, one byte at a time, at arbitrary cut points), then reads back the exact bytes the server sent
 and whether it half-closed or closed. No port, no kernel buffers, no timing.
@@ -13,16 +13,17 @@ import asyncio
 from typing import Any
 
 from rawrt.app import App
-from rawrt.limits import DEFAULT_LIMITS, MAX_RECV, Limits
+from rawrt.limits import DEFAULT_LIMITS, Limits
 from rawrt.server import Server, ServerConnection
+from rawrt.websocket.handover import ByteStream
 
 PEER = ("192.0.2.1", 40000)  # RFC 5737 documentation address: clearly not a real client
 
 
-class MemoryTransport(asyncio.WriteTransport):
+class MemoryTransport(asyncio.Transport):
     """Records writes; ``close()`` reports the connection lost to the protocol, as a socket would."""
 
-    def __init__(self, protocol: asyncio.StreamReaderProtocol) -> None:
+    def __init__(self, protocol: asyncio.BaseProtocol) -> None:
         super().__init__()
         self.protocol = protocol
         self.written = bytearray()
@@ -72,25 +73,23 @@ class MemoryConnection:
     def __init__(self, app: App, limits: Limits = DEFAULT_LIMITS) -> None:
         loop = asyncio.get_running_loop()
         self.server = Server(app, limits)
-        self.reader = asyncio.StreamReader(limit=MAX_RECV, loop=loop)
-        self.protocol = asyncio.StreamReaderProtocol(self.reader, loop=loop)
-        self.transport = MemoryTransport(self.protocol)
-        self.protocol.connection_made(self.transport)
-        self.writer = asyncio.StreamWriter(self.transport, self.protocol, self.reader, loop)
-        self.connection = ServerConnection(self.server, self.reader, self.writer)
+        self.stream = ByteStream()
+        self.transport = MemoryTransport(self.stream)
+        self.stream.connection_made(self.transport)
+        self.connection = ServerConnection(self.server, self.stream)
         self.server.connections.add(self.connection)
         self.task = loop.create_task(self.connection.run())
 
     async def feed(self, data: bytes) -> None:
         """Deliver ``data`` and let the server run until it waits again."""
-        self.reader.feed_data(data)
+        self.stream.data_received(data)
         for _ in range(5):
             await asyncio.sleep(0)
 
     async def finish(self, timeout: float = 5.0) -> bytes:
         """The client half-closes; wait for the server to end the connection; return all it wrote."""
-        if not self.reader.at_eof():
-            self.reader.feed_eof()
+        if not self.stream.at_eof():
+            self.stream.eof_received()
         await asyncio.wait_for(self.task, timeout)
         assert self.transport.closed
         return bytes(self.transport.written)

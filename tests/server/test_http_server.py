@@ -21,7 +21,6 @@ from httpwire import TIMEOUT, Client, chunked, client, connect, exchange, get, p
 import rawrt.server.connection
 from rawrt.app import App, Push, Request, Response, StreamingResponse
 from rawrt.limits import KiB, Limits, MiB
-from rawrt.sansio.http11 import encode_chunk
 from rawrt.server import Server
 
 # ------------------------------------------------------------------------------------------------ apps
@@ -624,8 +623,8 @@ class TestStreaming:
 
     @pytest.mark.asyncio
     async def test_push_writes_in_order_and_is_refused_once_the_body_ended(self) -> None:
-        # StreamingResponse.on_push: a piece pushed synchronously goes out framed like an iterated one; a
-        # chunk framed in advance (encode_chunk, RFC 9112 §7.1) is written as is on a chunked body.
+        # StreamingResponse.on_push: a piece pushed synchronously goes out framed like an iterated one
+        # (a chunk, RFC 9112 §7.1), in order with them.
         pushes: list[Push | None] = []
         queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         async with running(self.push_app(pushes, queue)) as server, client(server) as c:
@@ -635,7 +634,7 @@ class TestStreaming:
             assert push is not None
             await queue.put(b"iterated")
             assert await c.read_chunk() == b"iterated"
-            assert push(b"framed", encode_chunk(b"framed")) is True
+            assert push(b"framed") is True
             assert push(b"plain") is True
             assert await c.read_chunk() == b"framed"
             assert await c.read_chunk() == b"plain"
@@ -645,14 +644,14 @@ class TestStreaming:
             await c.send(get("/hello"))
             assert (await c.read_response()).status == 404  # the next response follows the last chunk
             assert pushes[-1] is None  # detached when the response ended
-            assert push(b"late", encode_chunk(b"late")) is False  # refused: nothing after the last chunk
+            assert push(b"late") is False  # refused: nothing after the last chunk
             await c.send(get("/hello"))
             assert (await c.read_response()).status == 404  # and nothing stray came before this one
 
     @pytest.mark.asyncio
     async def test_push_on_http10_writes_the_piece_unframed(self) -> None:
-        # RFC 9112 §6.3: an HTTP/1.0 response body is close-delimited, never chunked, even when the
-        # producer offers a ready chunk.
+        # RFC 9112 §6.3: an HTTP/1.0 response body is close-delimited, never chunked, even when another
+        # connection was just pushed the same piece (and framed it).
         pushes: list[Push | None] = []
         queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         async with running(self.push_app(pushes, queue)) as server, client(server) as c:
@@ -660,9 +659,42 @@ class TestStreaming:
             assert (await c.read_head()).header(b"transfer-encoding") is None
             push = pushes[0]
             assert push is not None
-            assert push(b"data: x\n\n", encode_chunk(b"data: x\n\n")) is True
+            assert push(b"data: x\n\n") is True
             await queue.put(None)
             assert await c.read_until_eof() == b"data: x\n\n"
+
+    @pytest.mark.asyncio
+    async def test_one_piece_pushed_to_many_connections_is_framed_for_each(self) -> None:
+        # The server frames a piece once for a fan-out that pushes the same bytes object to every
+        # connection; each connection still gets the whole chunk, and a mutable buffer changed between two
+        # pushes goes out as it is at the time of each push.
+        pushes: list[Push | None] = []
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        async with running(self.push_app(pushes, queue)) as server:
+            async with client(server) as one, client(server) as two, client(server) as old:
+                await one.send(get("/push"))
+                await one.read_head()
+                await old.send(get("/push", version="1.0"))
+                await old.read_head()
+                await two.send(get("/push"))
+                await two.read_head()
+                first, unframed, second = pushes
+                assert first is not None and unframed is not None and second is not None
+                piece = b"data: " + b"x" * 100 + b"\n\n"
+                assert first(piece) and unframed(piece) and second(piece)
+                assert await one.read_chunk() == piece
+                assert await two.read_chunk() == piece
+                buffer = bytearray(b"abc")
+                assert first(buffer)  # type: ignore[arg-type]  # Push promises bytes; mutable ones still work
+                buffer[:] = b"xyz"
+                assert second(buffer)  # type: ignore[arg-type]
+                assert await one.read_chunk() == b"abc"
+                assert await two.read_chunk() == b"xyz"
+                for _ in range(3):
+                    await queue.put(None)
+                assert await one.read_chunk() is None
+                assert await two.read_chunk() is None
+                assert await old.read_until_eof() == piece
 
     @pytest.mark.asyncio
     async def test_client_gone_stops_the_producer(self, caplog: pytest.LogCaptureFixture) -> None:

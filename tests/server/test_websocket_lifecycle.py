@@ -31,6 +31,7 @@ from rawrt.sansio.ws.connection import Role, WebSocketConnection
 from rawrt.sansio.ws.frames import apply_mask, encode_frame
 from rawrt.server import Server
 from rawrt.websocket import WebSocket, broadcast
+from rawrt.websocket.handover import ByteStream
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 #: A zero mask key: masking is the identity, so a raw client can send megabytes cheaply (§5.3 allows it).
@@ -642,40 +643,53 @@ class TestBroadcast:
 # -------------------------------------------------------------------------------------------- take-over
 
 
-async def stream_pair() -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Client]:
-    """The server's streams on one end of a socket pair, as after a handshake; a peer on the other."""
+async def stream_pair() -> tuple[ByteStream, Client]:
+    """The server's stream on one end of a socket pair, as after a handshake; a peer on the other."""
     ours, theirs = socket.socketpair()
-    reader, writer = await asyncio.open_connection(sock=ours)
-    return reader, writer, Client(*await asyncio.open_connection(sock=theirs))
+    _, stream = await asyncio.get_running_loop().create_connection(ByteStream, sock=ours)
+    return stream, Client(*await asyncio.open_connection(sock=theirs))
 
 
-async def stream_buffered(reader: asyncio.StreamReader, n: int, *, eof: bool = False) -> None:
-    """Wait until the StreamReader has buffered ``n`` bytes (and the EOF) that nobody read."""
+async def stream_buffered(stream: ByteStream, n: int, *, eof: bool = False) -> None:
+    """Wait until the stream has buffered ``n`` bytes (and the EOF) that nobody read."""
 
     async def wait() -> None:
-        while len(reader._buffer) < n or (eof and not reader._eof):  # type: ignore[attr-defined]
+        while stream.buffered < n or (eof and not stream.eof):
             await asyncio.sleep(0.005)
 
     await asyncio.wait_for(wait(), TIMEOUT)
 
 
+def take_over(stream: ByteStream, initial: bytes = b"") -> WebSocket:
+    """A server WebSocket taking the stream's transport over, as rawrt.server.upgrade does after a 101."""
+    handover = stream.detach()
+    return WebSocket(
+        handover.transport,
+        WebSocketConnection(Role.SERVER),
+        limits=fast(),
+        initial=initial + handover.data,
+        eof=handover.eof,
+        writing_paused=handover.writing_paused,
+    )
+
+
 class TestTakeOver:
-    """After the handshake the WebSocket replaces the streams as the transport's protocol: the bytes behind
-    the head come first, then what the StreamReader buffered but nobody read, then new ones; nothing is lost
-    or reordered, and dropping the streams does not close the connection."""
+    """After the handshake the WebSocket replaces the stream as the transport's protocol: the bytes behind
+    the head come first, then what the stream buffered but nobody read, then new ones; nothing is lost
+    or reordered, and dropping the stream does not close the connection."""
 
     @pytest.mark.asyncio
     async def test_buffered_bytes_come_first_in_order(self) -> None:
-        reader, writer, peer = await stream_pair()
+        stream, peer = await stream_pair()
         try:
             wire = masked(0x1, b"one") + masked(0x1, b"two") + masked(0x1, b"three")
-            # wire[:5]: what the HTTP parser held behind the head; wire[5:14]: buffered by the StreamReader
-            # since the last read; the rest arrives after the take-over.
+            # wire[:5]: what the HTTP parser held behind the head; wire[5:14]: buffered by the stream since
+            # the last read; the rest arrives after the take-over.
             await peer.send(wire[5:14])
-            await stream_buffered(reader, 9)
-            ws = WebSocket(reader, writer, WebSocketConnection(Role.SERVER), limits=fast(), initial=wire[:5])
-            del reader, writer
-            gc.collect()  # a StreamWriter collected with its transport open would close it
+            await stream_buffered(stream, 9)
+            ws = take_over(stream, initial=wire[:5])
+            del stream
+            gc.collect()  # the stream collected must not close the transport
             await peer.send(wire[14:])
             assert [await asyncio.wait_for(ws.recv(), TIMEOUT) for _ in range(3)] == ["one", "two", "three"]
             await ws.send("four")
@@ -690,12 +704,12 @@ class TestTakeOver:
 
     @pytest.mark.asyncio
     async def test_eof_seen_by_the_stream_is_not_lost(self) -> None:
-        reader, writer, peer = await stream_pair()
+        stream, peer = await stream_pair()
         try:
             await peer.send(masked(0x1, b"last"))
             peer.writer.write_eof()
-            await stream_buffered(reader, 10, eof=True)
-            ws = WebSocket(reader, writer, WebSocketConnection(Role.SERVER), limits=fast())
+            await stream_buffered(stream, 10, eof=True)
+            ws = take_over(stream)
             assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "last"
             with pytest.raises(ConnectionClosed):
                 await asyncio.wait_for(ws.recv(), TIMEOUT)
