@@ -17,6 +17,7 @@ from rawrt.sansio.ws.frames import (
     RSV3,
     CloseCode,
     Frame,
+    FrameHeader,
     FrameReader,
     Opcode,
     apply_mask,
@@ -25,6 +26,7 @@ from rawrt.sansio.ws.frames import (
     is_valid_close_code,
     parse_close,
     parse_frame,
+    parse_header,
 )
 
 #: The mask key of every RFC 6455 §5.7 masked example.
@@ -346,3 +348,75 @@ class TestRoundTrip:
             header = bytes([0x82, 0xFF]) + struct.pack("!Q", length) + key
         reader = FrameReader(mask_expected=masked, max_frame_size=2**40, budget=2**40)
         assert reader.maybe_read(header, 0) is None
+
+
+class TestParseHeader:
+    """RFC 6455 §5.2: the header layout, decoded without checks (for tools such as the rawrt.trace log)."""
+
+    @pytest.mark.parametrize(
+        ("data", "header"),
+        [
+            # §5.7, unmasked "Hello": 81 = FIN 1, RSV 000, opcode 1 (text); 05 = MASK 0, length 5.
+            ("81 05 48 65 6c 6c 6f", FrameHeader(0x81, b"", 5, 2)),
+            # §5.7, masked "Hello": 85 = MASK 1, length 5; key 37 fa 21 3d.
+            ("81 85 37 fa 21 3d 7f 9f 4d 51 58", FrameHeader(0x81, RFC_KEY, 5, 6)),
+            # §5.7, a fragmented unmasked text message's first frame: 01 = FIN 0, opcode 1; length 3.
+            ("01 03 48 65 6c", FrameHeader(0x01, b"", 3, 2)),
+            # §5.7, 256 bytes of binary data in one unmasked frame: 82 = FIN 1, opcode 2; 7e = 16-bit length.
+            ("82 7e 01 00", FrameHeader(0x82, b"", 256, 4)),
+            # §5.7, 64 KiB of binary data in one unmasked frame: 7f = 64-bit length.
+            ("82 7f 00 00 00 00 00 01 00 00", FrameHeader(0x82, b"", 65536, 10)),
+            # The same, masked: FF = MASK 1 and a 64-bit length, then the key: the longest header, 14 bytes.
+            ("82 ff 00 00 00 00 00 01 00 00 37 fa 21 3d", FrameHeader(0x82, RFC_KEY, 65536, 14)),
+        ],
+    )
+    def test_layouts(self, data: str, header: FrameHeader) -> None:
+        raw = bytes.fromhex(data)
+        assert parse_header(raw) == header
+        assert parse_header(b"junk" + raw, 4) == header
+        assert parse_header(bytearray(raw)) == header and parse_header(memoryview(raw)) == header
+        # Every cut short of the whole header needs more bytes.
+        for cut in range(header.size):
+            assert parse_header(raw[:cut]) is None
+
+    def test_properties(self) -> None:
+        header = parse_header(bytes.fromhex("c1 05"))  # FIN 1, RSV1 1 (compressed), opcode 1
+        assert header is not None and (header.fin, header.rsv1, header.opcode) == (True, True, 1)
+        header = parse_header(bytes.fromhex("00 00"))  # FIN 0, RSV1 0, opcode 0 (continuation)
+        assert header is not None and (header.fin, header.rsv1, header.opcode) == (False, False, 0)
+
+    @pytest.mark.parametrize(
+        ("data", "header"),
+        [
+            # What FrameReader refuses is still decoded as sent: a reserved opcode 3 with RSV2 and RSV3 set,
+            ("b3 00", FrameHeader(0xB3, b"", 0, 2)),
+            # a fragmented ping of 126 bytes,
+            ("09 7e 00 7e", FrameHeader(0x09, b"", 126, 4)),
+            # a length of 5 sent in 16 bits, and a 64-bit length with its most significant bit set.
+            ("82 7e 00 05", FrameHeader(0x82, b"", 5, 4)),
+            ("82 7f 80 00 00 00 00 00 00 00", FrameHeader(0x82, b"", 2**63, 10)),
+        ],
+    )
+    def test_lenient(self, data: str, header: FrameHeader) -> None:
+        assert parse_header(bytes.fromhex(data)) == header
+
+    @settings(max_examples=60)
+    @given(
+        opcode=st.sampled_from(list(Opcode)),
+        length=LENGTHS,
+        fin=st.booleans(),
+        rsv1=st.booleans(),
+        key=st.none() | st.binary(min_size=4, max_size=4),
+    )
+    def test_agrees_with_frame_reader(
+        self, opcode: Opcode, length: int, fin: bool, rsv1: bool, key: bytes | None
+    ) -> None:
+        if opcode >= 8:
+            length, fin, rsv1 = min(length, 125), True, False
+        payload = bytes([length % 251]) * length
+        data = encode_frame(opcode, payload, fin=fin, rsv=RSV1 if rsv1 else 0, mask_key=key)
+        reader = FrameReader(mask_expected=key is not None, max_frame_size=2**63 - 1, rsv_allowed=RSV1)
+        result = reader.maybe_read(data, 0)
+        assert result is not None
+        b0, unmasked, end = result
+        assert parse_header(data) == FrameHeader(b0, key or b"", len(unmasked), end - len(unmasked))

@@ -31,6 +31,8 @@ __all__ = [
     "CloseCode",
     "Frame",
     "FrameReader",
+    "FrameHeader",
+    "parse_header",
     "parse_frame",
     "encode_frame",
     "apply_mask",
@@ -301,6 +303,78 @@ class FrameReader:
         if end - offset > avail:
             return None
         return b0, bytes(buf[pos:end]), end
+
+
+@dataclass(frozen=True, slots=True)
+class FrameHeader:
+    """A frame header as it is on the wire (RFC 6455 §5.2), decoded by :func:`parse_header` without checks.
+
+    Attributes:
+        first_byte: FIN, RSV1-3 and the opcode, as sent.
+        mask_key: the 4-byte masking key (§5.3), or ``b""`` for an unmasked frame.
+        length: the declared payload length.
+        size: the header's size in bytes, 2 to 14: the payload starts right after it.
+    """
+
+    first_byte: int
+    mask_key: bytes
+    length: int
+    size: int
+
+    @property
+    def fin(self) -> bool:
+        """Whether this is the last frame of its message."""
+        return bool(self.first_byte & FIN)
+
+    @property
+    def rsv1(self) -> bool:
+        """Whether RSV1 is set (permessage-deflate's "compressed" bit, RFC 7692 §6)."""
+        return bool(self.first_byte & RSV1)
+
+    @property
+    def opcode(self) -> int:
+        """The 4-bit opcode, reserved values included (use ``Opcode(header.opcode)`` to name a known one)."""
+        return self.first_byte & 0x0F
+
+
+def parse_header(data: BytesLike, offset: int = 0) -> FrameHeader | None:
+    """Decode the frame header at ``data[offset:]`` whatever it says: for tools that show what was sent,
+    valid or not (the ``rawrt.trace`` log).
+
+    The layout is the one :meth:`FrameReader.maybe_read` reads (the tests hold the two in agreement), but
+    no §5.2 rule is checked and the payload is not waited for: a connection reads frames with
+    :class:`FrameReader`, which refuses a bad header before reading its payload.
+
+    Args:
+        data: bytes holding a frame header at ``offset``.
+        offset: where the header starts.
+
+    Returns:
+        The header, or ``None`` if ``data`` does not hold all of it yet (at most 14 bytes are needed).
+    """
+    avail = len(data) - offset
+    if avail < 2:
+        return None
+    b1 = data[offset + 1]
+    length = b1 & 0x7F
+    size = 2
+    if length == 126:
+        if avail < 4:
+            return None
+        (length,) = _UNPACK_H(data, offset + 2)
+        size = 4
+    elif length == 127:
+        if avail < 10:
+            return None
+        (length,) = _UNPACK_Q(data, offset + 2)
+        size = 10
+    mask_key = b""
+    if b1 & 0x80:
+        if avail < size + 4:
+            return None
+        mask_key = bytes(data[offset + size : offset + size + 4])
+        size += 4
+    return FrameHeader(data[offset], mask_key, length, size)
 
 
 # --- The validated value type -----------------------------------------------------------------------------
