@@ -1,18 +1,24 @@
-"""The WebSocket client: :func:`connect` opens a connection (RFC 6455 §4.1), returns a :class:`WebSocket`."""
+"""The WebSocket client: :func:`connect` opens a connection (RFC 6455 §4.1), returns a :class:`WebSocket`.
+
+The opening handshake is HTTP/1.1, written and read by the sans-IO client half: the GET request by
+:func:`~rawrt.sansio.http11.client.encode_request`, the response by
+:class:`~rawrt.sansio.http11.client.ResponseReader`, which stops after the ``101`` and hands over the bytes
+that followed it (the server's first frames). The handshake's own rules are in
+:mod:`rawrt.sansio.ws.handshake`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import re
 import secrets
 import ssl as _ssl
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from ..errors import HandshakeError
+from ..errors import HandshakeError, RemoteProtocolError
 from ..limits import DEFAULT_LIMITS, MAX_RECV, Limits
-from ..sansio import abnf
 from ..sansio.headers import Headers
+from ..sansio.http11.client import Response, ResponseReader, encode_request
 from ..sansio.ws import handshake as hs
 from ..sansio.ws.connection import Role, WebSocketConnection
 from ..sansio.ws.deflate import CLIENT_DEFAULTS, DeflateOptions
@@ -50,6 +56,8 @@ async def connect(
     Raises:
         HandshakeError: the server refused or answered wrongly (status, missing header, bad accept...).
         OSError / TimeoutError: the connection could not be made in time.
+        ValueError: the URI is not ``ws://`` or ``wss://``, or its target, its host or a header would not stay
+            on one line of the request (header injection).
     """
     parts = urlsplit(uri)
     if parts.scheme not in ("ws", "wss"):
@@ -70,25 +78,27 @@ async def connect(
     if ":" in host and not host.startswith("["):
         host_header = f"[{host}]" + ("" if port == (443 if secure else 80) else f":{port}")
 
+    request = hs.build_request(
+        host_header,
+        nonce=lambda: secrets.token_bytes(16),
+        subprotocols=list(subprotocols),
+        origin=origin,
+        deflate=deflate,
+    )
+    # The request's bytes are built before connecting, so one that cannot be sent is refused without a
+    # connection (encode_request checks every field). It writes the Host field itself, first.
+    fields = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers if k.lower() != b"host"]
+    head = encode_request("GET", target, host_header, [*fields, *headers])
+
     async def opening() -> WebSocket:
         # Read through a ByteStream, which the WebSocket takes the transport over from (.handover).
         _, stream = await asyncio.get_running_loop().create_connection(ByteStream, host, port, ssl=ssl)
         try:
-            request = hs.build_request(
-                host_header,
-                nonce=lambda: secrets.token_bytes(16),
-                subprotocols=list(subprotocols),
-                origin=origin,
-                deflate=deflate,
-            )
-            fields = [*request.headers, *[(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]]
-            head = b"GET %b HTTP/1.1\r\n" % target.encode("ascii") + b"".join(
-                b"%b: %b\r\n" % pair for pair in fields
-            )
             assert stream.transport is not None
-            stream.transport.write(head + b"\r\n")
-            status, response_headers, leftover = await _read_response_head(stream, limits)
-            result = hs.check_response(request, status, response_headers)
+            stream.transport.write(head)
+            response, leftover = await _read_response(stream, limits)
+            response_headers = response.headers
+            result = hs.check_response(request, response.status, response_headers)
         except BaseException:
             stream.close()
             raise
@@ -113,40 +123,37 @@ async def connect(
     return await asyncio.wait_for(opening(), open_timeout)
 
 
-async def _read_response_head(
-    reader: ByteStream, limits: Limits
-) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """Read the handshake's response head (RFC 9112 §4, §5), strictly and within the header limits.
+async def _read_response(stream: ByteStream, limits: Limits) -> tuple[Response, bytes]:
+    """Read the handshake's response with the sans-IO :class:`ResponseReader` (RFC 9112 §4-§6).
 
     Returns:
-        The status, the fields, and the bytes that followed the head (the server's first frames).
+        The ``101`` response, and the bytes that followed its head (the server's first frames).
+
+    Raises:
+        HandshakeError: the server refused (any other final status), answered with a response that breaks
+            RFC 9112 or the header limits, or closed the connection first (RFC 6455 §4.1: the client
+            "MUST _Fail the WebSocket Connection_").
     """
-    buf = bytearray()
-    limit = limits.max_request_line + limits.max_header_bytes
+    reader = ResponseReader(limits, upgrade=True)
     while True:
-        end = buf.find(b"\r\n\r\n")
-        if end >= 0:
-            break
-        if len(buf) > limit:
-            raise HandshakeError(f"response head larger than {limit} bytes")
-        data = await reader.read(MAX_RECV)
+        data = await stream.read(MAX_RECV)
+        if data:
+            reader.receive_data(data)
+        else:
+            reader.receive_eof()
+        try:
+            reader.events_received()  # the head is all we need: it is kept in reader.response
+            error = None
+        except RemoteProtocolError as exc:
+            error = exc
+        response = reader.response
+        if response is not None:
+            # A refusal's status is reported even if the body after it is broken.
+            if response.status != 101:
+                reason = response.reason.decode("latin-1")
+                raise HandshakeError(f"server answered {response.status} {reason!r}, expected 101")
+            return response, reader.trailing_data
         if not data:
-            raise HandshakeError("connection closed during the opening handshake")
-        buf += data
-    head = bytes(buf[:end])
-    status_line, _, fields = head.partition(b"\r\n")
-    match = _STATUS_LINE_RE.fullmatch(status_line)
-    if match is None:
-        raise HandshakeError(f"invalid status line {status_line[:80]!r}")
-    section = fields + b"\r\n" if fields else b""
-    if abnf.FIELD_SECTION_RE.fullmatch(section) is None:
-        raise HandshakeError("invalid header section in the handshake response")
-    pairs = [(name, value.rstrip(b" \t")) for name, value in abnf.FIELD_PAIRS_RE.findall(section)]
-    status = int(match.group(1))
-    if status != 101:
-        raise HandshakeError(f"server answered {status} {match.group(2).decode('latin-1')!r}, expected 101")
-    return status, pairs, bytes(buf[end + 4 :])
-
-
-# RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ]
-_STATUS_LINE_RE = re.compile(rb"HTTP/1\.[0-9] ([0-9]{3}) ([\t \x21-\x7e\x80-\xff]*)")
+            raise HandshakeError("connection closed during the opening handshake") from error
+        if error is not None:
+            raise HandshakeError(str(error)) from error

@@ -113,6 +113,7 @@ class TestSwitchingProtocols:
         assert response.header(b"upgrade") == b"websocket"
         assert reader.framing is Framing.NONE
         assert reader.trailing_data == HELLO_FRAME
+        assert reader.response == response
         assert reader.events_received() == []  # the reader parses nothing more
 
     def test_101_alone(self, split: str) -> None:
@@ -136,10 +137,20 @@ class TestSwitchingProtocols:
         assert events[-1] == EndOfMessage()
         assert reader.trailing_data == HELLO_FRAME
 
+    def test_refusal_head_kept_when_its_body_is_broken(self, split: str) -> None:
+        reader = ResponseReader(upgrade=True)
+        with pytest.raises(RemoteProtocolError, match="both"):
+            feed(reader, head(400, b"Transfer-Encoding: chunked", b"Content-Length: 3"), split)
+        assert reader.response is not None and reader.response.status == 400
+        reader = ResponseReader(upgrade=True)
+        with pytest.raises(RemoteProtocolError, match="invalid chunk-size line"):
+            feed(reader, head(403, b"Transfer-Encoding: chunked") + b"zz\r\n", split)
+        assert reader.response is not None and reader.response.status == 403
+
     def test_no_trailing_data_before_the_end(self, split: str) -> None:
         reader = ResponseReader(upgrade=True)
-        feed(reader, SWITCH[:-1], split)
-        assert reader.trailing_data == b""
+        feed(reader, b"HTTP/1.1 100 Continue\r\n\r\n" + SWITCH[:-1], split)
+        assert reader.trailing_data == b"" and reader.response is None  # an interim head is not the response
         reader = ResponseReader()
         feed(reader, head(200, b"Content-Length: 5") + b"abc", split)
         assert reader.trailing_data == b""

@@ -148,6 +148,10 @@ class ResponseReader:
         self._state = _State.HEAD
         self._eof = False
         self._error: RemoteProtocolError | None = None
+        #: The final response head (the one :meth:`events_received` returns), as soon as it has been parsed,
+        #: even if its framing or body then breaks the protocol: a caller that only needs the head (the
+        #: WebSocket client reporting a refusal's status) has it either way.
+        self.response: Response | None = None
         #: The framing of the body, known once the head has been read.
         self.framing: Framing | None = None
         # The body's reader (rawrt.sansio.http11.body), chosen with the framing.
@@ -223,12 +227,14 @@ class ResponseReader:
                 # HTTP message ends with this head. A request that asked for nothing cannot be switched.
                 if not self._upgrade:
                     raise RemoteProtocolError("unexpected 101 Switching Protocols")
+                self.response = response
                 self.framing = Framing.NONE
                 self._state = _State.BODY
                 return response
             if response.status < 200:
                 # RFC 9110 §15.2: a client must accept interim responses and move on to the final one.
                 continue
+            self.response = response
             self.framing = self._framing(response)
             self._state = _State.BODY
             return response
