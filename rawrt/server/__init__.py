@@ -5,7 +5,14 @@ Rooms:
 * :mod:`.server` -- :class:`Server` (listen, the connection cap, the reaper, graceful shutdown) and
   :func:`serve` (run one until SIGINT/SIGTERM).
 * :mod:`.connection` -- :class:`ServerConnection`, the HTTP/1.1 connection driver: read, parse, route,
-  answer, with every protocol error turned into a status in one place.
+  answer, with every failure turned into a status in one place. Its parts, as mixins:
+
+  * :mod:`.channel` -- the state and the reads and writes the parts share;
+  * :mod:`.deadlines` -- timeouts as deadlines the server's reaper enforces;
+  * :mod:`.watcher` -- noticing a client that left while its request is handled;
+  * :mod:`.body` -- the request body, read on demand, and the end of an exchange;
+  * :mod:`.streaming` -- streaming responses and the synchronous *push*.
+
 * :mod:`.upgrade` -- the WebSocket opening handshake on a connection, and the take-over after the 101.
 * :mod:`.dates` -- the ``Date`` header.
 """

@@ -56,7 +56,8 @@ class Server:
         self.closing = False
         self._server: asyncio.Server | None = None
         self._shutdown_event: asyncio.Event | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        #: The connections' tasks (and the refusals'), which a graceful shutdown waits for.
+        self.tasks: set[asyncio.Task[None]] = set()
         self._reaper: asyncio.Task[None] | None = None
         self.loop_time: Callable[[], float] = time.monotonic
         timeouts = [
@@ -122,13 +123,13 @@ class Server:
                 b"content-length: 20\r\nretry-after: 1\r\nconnection: close\r\n\r\nserver at capacity.\n"
             )
             task = loop.create_task(_refuse(stream))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
             return
         conn = ServerConnection(self, stream)
         self.connections.add(conn)
-        # run() discards its task from _tasks when it ends.
-        self._tasks.add(loop.create_task(conn.run()))
+        # run() discards its task from tasks when it ends.
+        self.tasks.add(loop.create_task(conn.run()))
 
     async def shutdown(self, timeout: float | None = None) -> None:
         """Graceful shutdown: stop accepting, close idle connections, close WebSockets with 1001, let
@@ -157,7 +158,7 @@ class Server:
             for closer in late:
                 closer.cancel()
             await asyncio.gather(*closers, return_exceptions=True)
-        tasks = [t for t in self._tasks if not t.done()]
+        tasks = [t for t in self.tasks if not t.done()]
         if tasks:
             remaining = max(0.0, deadline - asyncio.get_running_loop().time())
             _, pending = await asyncio.wait(tasks, timeout=remaining)

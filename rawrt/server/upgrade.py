@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import MutableSet
+from typing import Protocol
 
+from ..app import Request, Route, WebSocketHandler
 from ..errors import ConnectionClosed, HandshakeError
 from ..limits import Limits
 from ..sansio import http11
@@ -19,33 +21,46 @@ from ..sansio.ws.connection import Role, State, WebSocketConnection
 from ..sansio.ws.deflate import SERVER_DEFAULTS, DeflateOptions
 from ..sansio.ws.frames import CloseCode
 from ..websocket import WebSocket
+from ..websocket.handover import Handover
 from .dates import http_date
 
-if TYPE_CHECKING:
-    from ..app import Request, Route
-    from .connection import ServerConnection
-
-__all__ = ["Session", "handshake", "upgrade"]
+__all__ = ["Session", "UpgradingConnection", "handshake", "upgrade"]
 
 error_log = logging.getLogger("rawrt.error")
 
 
-async def _after_refusal(conn: ServerConnection) -> bool:
-    """A refused handshake was answered over HTTP: finish the exchange as ``_exchange`` does, so the
-    connection can carry the next request. Returns whether it may.
+class _Server(Protocol):
+    @property
+    def trace(self) -> bool: ...
 
-    The request's ``EndOfMessage`` (already parsed) and any body it had must be consumed first, or the
-    next read would hand ``_serve`` an ``EndOfMessage`` where it expects a ``Request``.
-    """
-
-    if conn.events and type(conn.events[0]) is http11.EndOfMessage:
-        conn.events.popleft()
-    if conn.conn.client_state is http11.State.SEND_BODY:
-        return await conn._discard_unread_body()
-    return conn.conn.server_state is not http11.State.MUST_CLOSE
+    @property
+    def websockets(self) -> MutableSet[WebSocket]: ...
 
 
-async def upgrade(conn: ServerConnection, route: Route, event: Any, request: Request) -> bool:
+class UpgradingConnection(Protocol):
+    """What the handshake uses of the HTTP connection it runs on (:class:`rawrt.server.ServerConnection`)."""
+
+    @property
+    def conn(self) -> http11.HTTPConnection: ...  # the sans-IO HTTP/1.1 connection
+
+    @property
+    def limits(self) -> Limits: ...
+
+    @property
+    def server(self) -> _Server: ...
+
+    def flush(self) -> bool: ...  # write the sans-IO output; False: it asked to close
+
+    def log_access(self, request: Request | None, status: int) -> None: ...
+
+    async def finish_exchange(self) -> bool: ...  # consume the rest of the request; may another follow?
+
+    def detach(self) -> Handover: ...  # give the transport up, for a WebSocket
+
+    def upgraded(self, ws: WebSocket) -> None: ...  # the WebSocket has the transport now
+
+
+async def upgrade(conn: UpgradingConnection, route: Route, event: http11.Request, request: Request) -> bool:
     """Answer a WebSocket opening handshake on a server connection and run the route's handler.
 
     Returns whether the connection stays HTTP: False after a 101 and the session (the connection never goes
@@ -63,7 +78,9 @@ class Session:
 
     __slots__ = ("conn", "ws", "handler", "limits")
 
-    def __init__(self, conn: ServerConnection, ws: WebSocket, handler: Any, limits: Limits) -> None:
+    def __init__(
+        self, conn: UpgradingConnection, ws: WebSocket, handler: WebSocketHandler, limits: Limits
+    ) -> None:
         self.conn = conn
         self.ws = ws
         self.handler = handler
@@ -98,7 +115,9 @@ class Session:
             await ws.wait_connection_lost(1.0)
 
 
-async def handshake(conn: ServerConnection, route: Route, event: Any, request: Request) -> Session | bool:
+async def handshake(
+    conn: UpgradingConnection, route: Route, event: http11.Request, request: Request
+) -> Session | bool:
     """The opening handshake (RFC 6455 §4.2) on a server connection.
 
     Returns:
@@ -115,9 +134,9 @@ async def handshake(conn: ServerConnection, route: Route, event: Any, request: R
         refusal = check(request)
         if refusal is not None:
             conn.conn.send_response_bytes(refusal.status, refusal.headers, refusal.body, date=http_date())
-            keep = conn._flush()
-            conn._log_access(request, refusal.status)
-            return keep and await _after_refusal(conn)
+            keep = conn.flush()
+            conn.log_access(request, refusal.status)
+            return keep and await conn.finish_exchange()
     limits: Limits = options.get("limits") or conn.limits
     compression = options.get("compression", "permessage-deflate")
     deflate: DeflateOptions | None
@@ -140,16 +159,16 @@ async def handshake(conn: ServerConnection, route: Route, event: Any, request: R
         status, _reason, headers, body = hs.reject(exc)
         # Its Content-Length is the body's own: send_response_bytes checks it and writes it once.
         conn.conn.send_response_bytes(status, headers, body, date=http_date())
-        keep = conn._flush()
-        conn._log_access(request, status)
-        return keep and await _after_refusal(conn)
+        keep = conn.flush()
+        conn.log_access(request, status)
+        return keep and await conn.finish_exchange()
     http = conn.conn
     http.send_response(101, list(accepted.headers), date=http_date())
-    conn._flush()
-    conn._log_access(request, 101)
+    conn.flush()
+    conn.log_access(request, 101)
     protocol = WebSocketConnection(Role.SERVER, limits=limits, extension=accepted.extension)
     # The transport goes to the WebSocket with no await in between: no byte can arrive in the meantime.
-    handover = conn.stream.detach()
+    handover = conn.detach()
     ws = WebSocket(
         handover.transport,
         protocol,
@@ -163,8 +182,7 @@ async def handshake(conn: ServerConnection, route: Route, event: Any, request: R
         eof=handover.eof,
         writing_paused=handover.writing_paused,
     )
-    conn.websocket = ws
-    conn.upgraded()
+    conn.upgraded(ws)
     # Held for the app (ws.request.headers) but rarely read again: one bytes object instead of a list of
     # pairs until then.
     request.headers.pack()
