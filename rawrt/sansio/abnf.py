@@ -61,8 +61,8 @@ FIELD_LINE_RE = re.compile(rb"(" + TOKEN + rb"):[ \t]*(.*)", re.DOTALL)
 # rejects every other control character too (0x00-0x08, 0x0A-0x1F, 0x7F), as h11 does.
 FIELD_VALUE_RE = re.compile(rb"[\x20-\x7e\x80-\xff\t]*")
 
-# A whole field section at once: *( field-line CRLF ), checked in one C-level pass instead of one regex call
-# per line (the parser's hot path). The value part is a single character class that excludes CR, so the
+# A whole field section at once: *( field-line CRLF ), checked in one regex pass instead of one regex call
+# per line (docs/topics/performance.md). The value part is a single character class that excludes CR, so the
 # pattern cannot backtrack; the OWS after the colon is part of that class and stripped afterwards.
 FIELD_SECTION_RE = re.compile(rb"(?:" + TOKEN + rb":[\x20-\x7e\x80-\xff\t]*\r\n)*")
 # Splits a section that FIELD_SECTION_RE accepted into (name, value-with-trailing-OWS) pairs.

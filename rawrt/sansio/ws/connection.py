@@ -399,7 +399,8 @@ class WebSocketConnection:
             LocalProtocolError: a fragmented message is being sent.
         """
         if self.state is State.OPEN and not self._out_opcode and self._plain_server:
-            # Hot path, the (OPEN, SEND_DATA) -> OPEN row of TRANSITIONS: five calls fewer per message.
+            # The common case is the (OPEN, SEND_DATA) -> OPEN row of TRANSITIONS, taken without looking the
+            # table up (docs/topics/performance.md).
             self._out.append(encode_frame(_TEXT, text.encode()))
             return
         self._check_no_fragment()
@@ -416,7 +417,7 @@ class WebSocketConnection:
             LocalProtocolError: a fragmented message is being sent.
         """
         if self.state is State.OPEN and not self._out_opcode and self._plain_server:
-            self._out.append(encode_frame(_BINARY, data))  # hot path, as in send_text
+            self._out.append(encode_frame(_BINARY, data))  # the common case, as in send_text
             return
         self._check_no_fragment()
         self._send_data(_BINARY, data, True)

@@ -58,8 +58,8 @@ ExtensionParams = list[tuple[str, str | None]]
 # flush ends with) from the end of each message; §7.2.2: the receiver appends them back.
 _TAIL = b"\x00\x00\xff\xff"
 
-# Below this size, concatenating the tail to the payload (one copy) is cheaper than a second
-# decompress() call; websockets measured the same crossover (~2 KB).
+# Below this size the tail is concatenated to the payload (one copy); above it, it is fed to a second
+# decompress() call instead, so a large payload is not copied (the crossover: docs/topics/performance.md).
 _TAIL_CONCAT_MAX = 2048
 
 

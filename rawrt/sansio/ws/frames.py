@@ -13,9 +13,10 @@
 #     hand the same bytes to every (unmasked, server-side) connection.
 #   * Masking (§5.3) is pure Python; ``apply_mask`` picks the faster of two methods by payload size.
 #
-# The reader returns raw values rather than ``Frame`` objects on purpose: building a frozen dataclass
-# costs ~0.65 µs (six ``object.__setattr__`` calls), more than parsing a small frame's header.
-# ``Frame`` is the validated, app-facing value; ``parse_frame`` builds one for tests and tools.
+# The reader returns raw values rather than ``Frame`` objects on purpose: building a frozen dataclass per
+# frame would cost more than parsing a small frame's header (docs/topics/performance.md). ``Frame`` is the
+# validated, app-facing value; ``parse_frame`` builds one for tests and tools, and ``parse_header`` decodes
+# a header without checks for tools that show what was sent (the ``rawrt.trace`` log).
 
 from __future__ import annotations
 
@@ -118,8 +119,8 @@ RSV2 = 0x20
 RSV3 = 0x10
 
 # Opcode -> "is a control frame", indexed by the low nibble; None for reserved opcodes (§5.2: "3-7 are
-# reserved for further non-control frames", "B-F are reserved for further control frames"). A tuple
-# lookup is cheaper than an Enum constructor in the per-frame path.
+# reserved for further non-control frames", "B-F are reserved for further control frames"). A tuple, not
+# the Enum constructor, on the per-frame path (docs/topics/performance.md).
 _KIND: tuple[bool | None, ...] = tuple(
     (op >= 8) if op in {o.value for o in Opcode} else None for op in range(16)
 )
@@ -133,23 +134,13 @@ _PACK_BBQ = struct.Struct("!BBQ").pack
 
 # --- Masking (§5.3) ---------------------------------------------------------------------------------------
 #
-# Two pure-Python methods, chosen by size. Measured with timeit on CPython 3.11 (x86-64), best of 7, µs:
-#
-#   size       0     4     16    125   512   1 KiB  4 KiB  16 KiB  64 KiB
-#   big int    0.37  0.45  0.48  0.67  1.45  2.8    9.9    29      103
-#   translate  0.85  0.93  0.95  1.08  1.47  2.0    6.4    18      70
-#   per byte   0.45  0.67  1.14  5.25  -     39     157    606     -
-#
-# "big int" XORs the payload, read as one little-endian integer, with the key repeated to the same
-# length: one C-level pass each for from_bytes, xor, to_bytes. "translate" copies the payload into a
-# bytearray and XORs each of its four byte-lanes (buf[i::4]) in place through a 256-byte lookup table; it
-# has a fixed cost of four strided slices and four slice assignments, but stays linear where big-int
-# arithmetic starts to miss the cache. A bytearray, not bytes: its strided slices and translate() ran
-# about twice as fast as bytes' here (64 KiB: 70 µs against 103 µs for the same steps on bytes). The two
-# methods cross at 512 bytes; above it translate wins (1.4x at 1 KiB, 1.5x at 64 KiB), below it big int
-# wins by up to 2x on the small frames chat-like traffic is made of. The per-byte generator (the naive
-# oracle the tests use) is never the fastest. websockets' C extension unmasks 64 KiB in about 1.3 µs:
-# see docs/benchmarks.md, section "WebSocket unmasking".
+# Two pure-Python methods, chosen by size (rawrt's runtime depends on no compiled extension). "Big int"
+# XORs the payload, read as one little-endian integer, with the key repeated to the same length: one C-level
+# pass each for from_bytes, xor, to_bytes. "Translate" copies the payload into a bytearray and XORs each of
+# its four byte-lanes (buf[i::4]) in place through a 256-byte lookup table: a fixed cost of four strided
+# slices and four slice assignments, but linear where big-int arithmetic slows down. Big int wins on the
+# small frames chat-like traffic is made of, translate above the threshold; the timings that put the
+# threshold at 512 bytes are in docs/topics/performance.md ("Unmasking").
 _TRANSLATE_THRESHOLD = 512
 
 # XOR tables for translate(): _XOR_TABLES[k][b] == b ^ k. 256 tables x 256 bytes = 64 KiB, built lazily
@@ -180,7 +171,7 @@ def apply_mask(data: BytesLike, key: BytesLike) -> bytes:
     if n < _TRANSLATE_THRESHOLD:
         if not n:
             return b""
-        # key * (n // 4 + 1) is at most 3 bytes too long; slicing is cheaper than divmod + concat.
+        # key * (n // 4 + 1) is at most 3 bytes too long: cut it to n.
         mask = (bytes(key) * ((n >> 2) + 1))[:n]
         return (int.from_bytes(data, "little") ^ int.from_bytes(mask, "little")).to_bytes(n, "little")
     buf = bytearray(data)  # our own copy, XORed in place
