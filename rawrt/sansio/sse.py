@@ -209,6 +209,9 @@ class SSEParser:
     Args:
         max_event_size: most characters (after UTF-8 decoding) buffered for one event: the data received
             so far plus the line being read. Bounds any single line too.
+        last_event_id: the last event ID string to start from: a reconnecting EventSource keeps the one it
+            had (§9.2.3 "reestablish the connection" does not reset it), so events without an ``id`` field
+            on the new connection still report it.
 
     Attributes:
         last_event_id: the "last event ID string": what a reconnecting client sends as ``Last-Event-ID``.
@@ -216,7 +219,9 @@ class SSEParser:
         retry: the last reconnection time a ``retry`` field set, in milliseconds, or ``None``.
     """
 
-    def __init__(self, *, max_event_size: int = DEFAULT_LIMITS.sse_max_event_size) -> None:
+    def __init__(
+        self, *, max_event_size: int = DEFAULT_LIMITS.sse_max_event_size, last_event_id: str = ""
+    ) -> None:
         self._max = max_event_size
         # §9.2.6: "decoded using the UTF-8 decode algorithm": replacement, never an error. The incremental
         # decoder keeps an incomplete sequence cut by a chunk boundary for the next chunk.
@@ -228,10 +233,10 @@ class SSEParser:
         self._data: list[str] = []  # the data buffer, as the values of the data fields (LFs implied)
         self._data_size = 0  # characters in the data buffer, counting one LF per data field
         self._type = ""  # the event type buffer
-        self._id_buffer = ""  # the last event ID buffer
+        self._id_buffer = last_event_id  # the last event ID buffer
         self._events: list[SSEEvent] = []
         self._closed = False
-        self.last_event_id = ""
+        self.last_event_id = last_event_id
         self.retry: int | None = None
 
     def receive_data(self, data: bytes) -> None:

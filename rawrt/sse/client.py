@@ -215,12 +215,12 @@ class EventSource:
             writer.write(self._request())
             await asyncio.wait_for(writer.drain(), self.connect_timeout)
             response = ResponseReader(self.limits)
-            parser = SSEParser(max_event_size=self.limits.sse_max_event_size)
             # Browsers (Chromium's EventSourceParser, Firefox) seed a new stream's "last event ID buffer" with
             # the source's last event ID, so a blank line before the first id (a heartbeat) keeps it; the
             # spec text re-initialises it to "". Seed it, so a resumed stream cannot lose the resume id.
-            parser._id_buffer = self.last_event_id
-            parser.last_event_id = self.last_event_id
+            parser = SSEParser(
+                max_event_size=self.limits.sse_max_event_size, last_event_id=self.last_event_id
+            )
             while True:
                 data = await self._read(reader)
                 if data:

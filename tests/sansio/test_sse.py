@@ -390,6 +390,14 @@ class TestLastEventId:
         parser.receive_data(b"\n")
         assert (parser.last_event_id, parser.events_received()) == ("5", [])
 
+    def test_seeded_last_event_id_survives_a_blank_line(self) -> None:
+        # A reconnecting client seeds the parser with the id it resumes from (as browsers do): a heartbeat's
+        # blank line before the first id must not reset it, and events without an id report it.
+        parser = SSEParser(last_event_id="41")
+        assert parser.last_event_id == "41"
+        parser.receive_data(b": heartbeat\n\ndata: x\n\n")
+        assert (parser.last_event_id, parser.events_received()) == ("41", [M("message", "x", "41")])
+
     def test_id_of_unfinished_event_not_kept(self) -> None:
         parser = SSEParser()
         parser.receive_data(b"id: 1\ndata: a\n\nid: 2\ndata: b\n")
