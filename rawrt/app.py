@@ -191,8 +191,8 @@ class Request:
     async def body(self) -> bytes:
         """The whole body (bounded by the route's ``max_body_size``, 413 past it)."""
         if self._body is None:
-            # What stream() does, without its async generator and the comprehension around it: they cost
-            # more than the read itself for the small bodies most requests carry (a publish, say).
+            # What stream() does, without its async generator: most bodies are small, and the generator
+            # would cost more than reading one (docs/topics/performance.md).
             if self._consumed:
                 raise RuntimeError("the request body has already been read")
             self._consumed = True

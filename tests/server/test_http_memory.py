@@ -170,3 +170,64 @@ class TestSplitIndependence:
         results = asyncio.run(run())
         assert [w for w, _ in results] == [b"HTTP/1.1 414", b"HTTP/1.1 431", b"HTTP/1.1 404"]
         assert [s for _, s in results] == [w for w, _ in results]
+
+
+class TestResolve:
+    """``App.resolve``: the routing decision the server acts on (RFC 9110 §15.5.5, §15.5.6, RFC 6455 §4.2.2),
+    remembered per route and method, and forgotten when the app registers more on the route."""
+
+    def test_decisions(self) -> None:
+        app = App()
+
+        @app.get("/items/{item_id}", max_body_size=10)
+        async def item(request: Request) -> Response:
+            return Response.text(request.path_params["item_id"])
+
+        @app.websocket("/ws")
+        async def ws(socket: object) -> None:
+            return None
+
+        assert app.resolve("GET", "/nowhere", False).status == 404
+        got = app.resolve("GET", "/items/7", False)
+        assert (got.status, got.handler, got.params, got.max_body_size) == (200, item, {"item_id": "7"}, 10)
+        head = app.resolve("HEAD", "/items/8", False)
+        assert (head.handler, head.params, head.max_body_size) == (item, {"item_id": "8"}, None)
+        refused = app.resolve("DELETE", "/items/7", False)
+        assert refused.status == 405 and refused.response is not None
+        assert dict(refused.response.headers)[b"allow"] == b"GET, HEAD"
+        upgrade = app.resolve("GET", "/ws", True)
+        assert (upgrade.status, upgrade.websocket, upgrade.response) == (101, ws, None)
+        plain = app.resolve("GET", "/ws", False)
+        assert plain.status == 426 and plain.response is not None and plain.handler is None
+        assert app.resolve("POST", "/ws", True).status == 405  # only a GET upgrades (RFC 6455 §4.1)
+
+    @pytest.mark.asyncio
+    async def test_a_route_changed_by_the_app_is_decided_again(self) -> None:
+        app = App()
+
+        @app.get("/thing")
+        async def get_thing(request: Request) -> Response:
+            return Response.text("got")
+
+        first = await serve_pieces(app, [b"POST /thing HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"])
+        assert first.startswith(b"HTTP/1.1 405 ")
+
+        @app.post("/thing")
+        async def post_thing(request: Request) -> Response:
+            return Response.text("posted")
+
+        second = await serve_pieces(app, [b"POST /thing HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"])
+        assert second.startswith(b"HTTP/1.1 200 ") and second.endswith(b"posted")
+
+    def test_methods_remembered_are_bounded(self) -> None:
+        # Method tokens come from the client: a thousand different ones must not grow the memo.
+        app = App()
+
+        @app.get("/")
+        async def root(request: Request) -> Response:
+            return Response.text("root")
+
+        for i in range(1000):
+            assert app.resolve(f"M{i}", "/", False).status == 405
+        route = app.match("/")
+        assert route is not None and len(route[0].resolved) <= 16
