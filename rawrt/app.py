@@ -351,9 +351,8 @@ Handler = Callable[[Request], Awaitable["Response | StreamingResponse"]]
 class WebSocketHandler(Protocol):
     """An ``@app.websocket`` handler: an async function of the accepted WebSocket.
 
-    The server passes a :class:`rawrt.websocket.WebSocket`. This module sits below the adapters (the layers in
-    docs/topics/design.md) and cannot name that class, so the argument is typed ``Any`` here: a handler
-    annotated ``ws: WebSocket`` fits, and keeps its own precise type through :meth:`App.websocket`.
+    The server passes a :class:`rawrt.websocket.WebSocket`, which this module (below the adapters) cannot
+    name: typed ``Any``, a handler annotated ``ws: WebSocket`` fits, keeping its type (:meth:`App.websocket`).
     """
 
     def __call__(self, ws: Any, /) -> Awaitable[None]: ...
@@ -454,7 +453,6 @@ class Resolution:
         self,
         status: int,
         route: Route | None,
-        *,
         handler: Handler | None = None,
         max_body_size: int | None = None,
         websocket: WebSocketHandler | None = None,
@@ -471,18 +469,8 @@ class Resolution:
 
     def with_params(self, params: dict[str, str]) -> Resolution:
         """This decision for one request to a ``{name}`` route, with what the path captured."""
-        return Resolution(
-            self.status,
-            self.route,
-            handler=self.handler,
-            max_body_size=self.max_body_size,
-            websocket=self.websocket,
-            response=self.response,
-            params=params,
-        )
-
-    def __repr__(self) -> str:
-        return f"<Resolution {self.status} {self.route.path if self.route else '-'}>"
+        r = self
+        return Resolution(r.status, r.route, r.handler, r.max_body_size, r.websocket, r.response, params)
 
 
 #: How many methods' decisions a route remembers: method tokens come from the client, and a client
