@@ -59,6 +59,10 @@ class Limits:
     shutdown_timeout: float = 10.0
     #: Writer buffer above which ``drain()`` waits (backpressure). 64 KiB is asyncio's default high water.
     write_high_water: int = 64 * KiB
+    #: How long a write may wait for a peer that stopped reading (an HTTP response, a streaming body, a
+    #: WebSocket send) before the connection is aborted and its buffers freed. 30 s is nginx's
+    #: ``send_timeout`` default (60 s) halved, and ``sse_send_timeout``'s value.
+    send_timeout: float | None = 30.0
 
     # --- WebSocket (RFC 6455, RFC 7692) ---------------------------------------------------------------------
     #: One message after reassembly (and after decompression). Crossing it: close 1009. 1 MiB is the
@@ -96,6 +100,10 @@ class Limits:
     hub_history_count: int = 10_000
     #: Bytes of event data kept per channel for replay; the oldest go first past it.
     hub_history_bytes: int = 16 * MiB
+    #: Bytes of event data kept for replay across ALL channels (anyone may publish, so the sum needs its own
+    #: bound): past it the oldest events of any channel are evicted (a later replay reports ``reset``).
+    #: 64 MiB: four full channels' worth of ``hub_history_bytes``.
+    hub_total_history_bytes: int = 64 * MiB
     #: Long-poll hold time when the client asks for none, and the most it may ask for.
     longpoll_default_timeout: float = 30.0
     longpoll_max_timeout: float = 60.0
