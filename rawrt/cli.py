@@ -1,35 +1,96 @@
 """Command line: ``python -m rawrt serve module:app``, ``python -m rawrt demo`` (uvicorn's shape) and
-``python -m rawrt testee-client ws://HOST:PORT`` (the Autobahn client testee, :mod:`rawrt.testee`)."""
+``python -m rawrt testee-client ws://HOST:PORT`` (the Autobahn client testee, :mod:`rawrt.testee`).
+
+Errors: an ordinary mistake (a module or attribute that does not exist, a bad flag, a port in use, a missing
+certificate) is one line on stderr and exit status 2, as argparse does for its own; no traceback, since the
+fix is in the command, not in code. An exception raised by the user's module while it is imported is the
+user's code failing: it keeps its traceback (as uvicorn shows it) and the exit status is 1.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import importlib
-import logging
+import importlib.metadata
+import os
+import socket
 import ssl
 import sys
+import traceback
 from collections.abc import Sequence
+from typing import Any, NoReturn
 
+from . import __version__
 from .app import App
+from .config import Config, ConfigError
+from .config import add_arguments as add_server_arguments
 from .server import Server, serve
 from .testee import add_arguments as add_testee_arguments
 from .testee import run_from_args as run_testee
 
-__all__ = ["main", "load_app", "run"]
+__all__ = ["main", "load_app", "run", "version"]
+
+#: The bind errors that mean "this address cannot be listened on" (a mistake in --host/--port/--uds), as
+#: opposed to an OSError from the app's own startup hooks, which keeps its traceback.
+_BIND_ERRNOS = frozenset(
+    {
+        errno.EADDRINUSE,
+        errno.EADDRNOTAVAIL,
+        errno.EACCES,
+        errno.EPERM,
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.EAFNOSUPPORT,
+    }
+)
+
+
+def version() -> str:
+    """rawrt's version: the installed distribution's, else the source tree's ``rawrt.__version__``."""
+    try:
+        return importlib.metadata.version("rawrt")
+    except importlib.metadata.PackageNotFoundError:
+        return __version__
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors on one line (the usage itself is one ``--help`` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def load_app(spec: str) -> App:
-    """Import ``module:attribute`` and return the :class:`App` it names."""
+    """Import ``module:attribute`` (the attribute may be dotted) and return the :class:`App` it names.
+
+    Raises:
+        ConfigError: ``spec`` has no colon, the module or the attribute does not exist, or it is not an App.
+        Exception: whatever the module itself raises while it is imported (its own bug, not the command's).
+    """
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
-        raise SystemExit(f"expected module:app, got {spec!r}")
-    sys.path.insert(0, ".")
-    module = importlib.import_module(module_name)
-    app = getattr(module, attr, None)
-    if not isinstance(app, App):
-        raise SystemExit(f"{spec} is not a rawrt.App (got {type(app).__name__})")
-    return app
+        raise ConfigError(f"expected MODULE:ATTRIBUTE (e.g. myapp:app), got {spec!r}")
+    if "." not in sys.path and "" not in sys.path:
+        sys.path.insert(0, ".")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # Only the module the command named (or a package on its path) is the command's mistake; a module
+        # that the user's code imports and that is missing is the user's code failing.
+        if exc.name is None or not (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise
+        raise ConfigError(f"could not import module {module_name!r}: no module named {exc.name!r}") from None
+    value: object = module
+    for part in attr.split("."):
+        try:
+            value = getattr(value, part)
+        except AttributeError:
+            raise ConfigError(f"attribute {attr!r} not found in module {module_name!r}") from None
+    if not isinstance(value, App):
+        raise ConfigError(f"{spec} is not a rawrt.App (got {type(value).__name__})")
+    return value
 
 
 def _install_loop(choice: str) -> str:
@@ -39,13 +100,17 @@ def _install_loop(choice: str) -> str:
             import uvloop
         except ImportError:
             if choice == "uvloop":
-                raise SystemExit(
+                raise ConfigError(
                     "--loop uvloop: uvloop is not installed (pip install 'rawrt[uvloop]')"
                 ) from None
             return "asyncio"
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         return "uvloop"
     return "asyncio"
+
+
+def _bind_error(exc: OSError) -> bool:
+    return isinstance(exc, socket.gaierror) or exc.errno in _BIND_ERRNOS
 
 
 def run(
@@ -57,49 +122,73 @@ def run(
     ssl_context: ssl.SSLContext | None = None,
     trace: bool = False,
     banner: str = "rawrt",
+    **options: Any,
 ) -> None:
-    """Serve ``app`` until SIGINT/SIGTERM (then shut down gracefully)."""
+    """Serve ``app`` until SIGINT/SIGTERM (then shut down gracefully).
+
+    ``options`` are :func:`rawrt.server.serve`'s other keywords (``limits``, ``proxy_headers``, ``uds``...).
+
+    Raises:
+        ConfigError: the address cannot be listened on (in use, not local, unresolvable, no permission).
+    """
     loop_name = _install_loop(loop)
     scheme = "https" if ssl_context else "http"
+    uds = options.get("uds")
+    started = False
 
     def ready(server: Server) -> None:
-        shown = f"[{server.host}]" if ":" in server.host else server.host
-        print(f"{banner} listening on {scheme}://{shown}:{server.port}/ (loop: {loop_name})", flush=True)
+        nonlocal started
+        started = True
+        if uds is not None:
+            where = f"{scheme}+unix:{uds}"
+        else:
+            shown = f"[{server.host}]" if ":" in server.host else server.host
+            where = f"{scheme}://{shown}:{server.port}/"
+        print(f"{banner} listening on {where} (loop: {loop_name})", flush=True)
 
     try:
-        asyncio.run(serve(app, host, port, ssl=ssl_context, trace=trace, ready=ready))
+        asyncio.run(serve(app, host, port, ssl=ssl_context, trace=trace, ready=ready, **options))
     except KeyboardInterrupt:
         pass
+    except OSError as exc:
+        if started or not _bind_error(exc):
+            raise
+        where = f"unix socket {uds}" if uds is not None else f"{host}:{port}"
+        reason = exc.strerror if isinstance(exc, socket.gaierror) or not exc.errno else os.strerror(exc.errno)
+        raise ConfigError(f"cannot listen on {where}: {reason}") from None
 
 
-def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
-    if not args.ssl_certfile:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(args.ssl_certfile, args.ssl_keyfile)
-    return context
+def _print_user_traceback() -> None:
+    """The exception being handled, from the user's module down: the frames of rawrt's loader and of
+    importlib's machinery say nothing about the bug."""
+    exc = sys.exc_info()[1]
+    assert exc is not None
+    tb = exc.__traceback__
+    while tb is not None and (
+        tb.tb_frame.f_code.co_filename in (__file__, importlib.__file__)
+        or tb.tb_frame.f_code.co_filename.startswith("<frozen")
+    ):
+        tb = tb.tb_next
+    traceback.print_exception(type(exc), exc, tb or exc.__traceback__)
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port to bind (default 8000; 0 picks one)")
-    parser.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto")
-    parser.add_argument("--ssl-certfile", help="PEM certificate chain: serve HTTPS/WSS")
-    parser.add_argument("--ssl-keyfile", help="PEM private key (if not inside the certfile)")
-    parser.add_argument("--trace", action="store_true", help="print every WebSocket frame (rawrt.trace)")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    parser.add_argument("--no-access-log", action="store_true", help="silence rawrt.access")
+def _fail(prog: str, message: str) -> NoReturn:
+    print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``rawrt`` and ``python -m rawrt``."""
-    parser = argparse.ArgumentParser(prog="rawrt", description=__doc__)
+    parser = _Parser(prog="rawrt", description=__doc__.split("\n\n")[0])
+    shown_version = f"rawrt {version()}"
+    parser.add_argument("--version", action="version", version=shown_version)
     sub = parser.add_subparsers(dest="command", required=True)
     p_serve = sub.add_parser("serve", help="serve an App: rawrt serve module:app")
     p_serve.add_argument("app", help="module:attribute of a rawrt.App")
-    _common(p_serve)
     p_demo = sub.add_parser("demo", help="the demo server (/hello, /echo, /inspect, /ws, ...)")
-    _common(p_demo)
+    for p in (p_serve, p_demo):
+        p.add_argument("--version", action="version", version=shown_version)
+        add_server_arguments(p)
     p_testee = sub.add_parser(
         "testee-client", help="the Autobahn client testee: rawrt testee-client ws://HOST:PORT [--agent NAME]"
     )
@@ -107,30 +196,48 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     if args.command == "testee-client":
+        import logging
+
         logging.basicConfig(
             level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
         )
         raise SystemExit(run_testee(args))
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    if args.no_access_log:
-        logging.getLogger("rawrt.access").setLevel(logging.WARNING)
-    if args.trace:
-        logging.getLogger("rawrt.trace").setLevel(logging.DEBUG)
-    if args.command == "serve":
-        app = load_app(args.app)
-        banner = "rawrt"
-    else:
-        from .demo import create_app
+    prog = f"rawrt {args.command}"
+    try:
+        config = Config.from_args(args)
+        options = config.server_options()  # builds the TLS context: a bad file fails before the import
+        config.configure_logging()
+        if args.command == "serve":
+            try:
+                app = load_app(args.app)
+            except ConfigError:
+                raise
+            except Exception:
+                # The user's module raised while imported: its own traceback, then exit status 1.
+                _print_user_traceback()
+                print(
+                    f"{prog}: error: importing {args.app.partition(':')[0]!r} raised (traceback above)",
+                    file=sys.stderr,
+                )
+                raise SystemExit(1) from None
+            banner = "rawrt"
+        else:
+            from .demo import create_app
 
-        app = create_app()
-        banner = "rawrt demo"
-    run(
-        app,
-        args.host,
-        args.port,
-        loop=args.loop,
-        ssl_context=_ssl_context(args),
-        trace=args.trace,
-        banner=banner,
-    )
+            app = create_app()
+            banner = "rawrt demo"
+        ssl_context = options.pop("ssl")
+        options.pop("trace")
+        run(
+            app,
+            config.host,
+            config.port,
+            loop=config.loop,
+            ssl_context=ssl_context,
+            trace=config.trace,
+            banner=banner,
+            **options,
+        )
+    except ConfigError as exc:
+        _fail(prog, str(exc))
