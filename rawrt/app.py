@@ -102,7 +102,12 @@ class Request:
         query_string: the raw query, without ``?``.
         http_version: ``"1.1"`` or ``"1.0"``.
         headers: the header fields in received order; case-insensitive lookups (:class:`Headers`).
-        client: the peer's ``(host, port)``, or ``None``.
+        client: the peer's ``(host, port)``, or ``None``; behind a trusted proxy
+            (``Server(proxy_headers=True)``) the address the proxy reports (``X-Forwarded-For`` /
+            ``Forwarded``), with port 0 when unknown.
+        scheme: ``"http"`` or ``"https"`` (behind a trusted proxy, what it reports).
+        root_path: the prefix the app is mounted under (``Server(root_path=...)``, ASGI's ``root_path``),
+            stripped from :attr:`path` when the target starts with it; ``""`` for none.
         path_params: values captured by ``{name}`` segments of the route.
         trailers: a chunked body's trailer fields, once the body has been read to the end.
     """
@@ -115,6 +120,8 @@ class Request:
         "http_version",
         "headers",
         "client",
+        "scheme",
+        "root_path",
         "path_params",
         "trailers",
         "_source",
@@ -132,12 +139,16 @@ class Request:
         *,
         client: tuple[str, int] | None = None,
         source: BodySource | None = None,
+        scheme: str = "http",
+        root_path: str = "",
     ) -> None:
         self.method = method
         self.target = target
         self.http_version = http_version
         self.headers = headers
         self.client = client
+        self.scheme = scheme
+        self.root_path = root_path
         self.path_params: dict[str, str] = {}
         self.trailers = Headers()
         self._source = source
@@ -152,6 +163,12 @@ class Request:
             parts = urlsplit(target)
             raw_path, self.query_string = parts.path or "/", parts.query
         self.path = unquote(raw_path) if "%" in raw_path else raw_path
+        if root_path:
+            # ASGI's root_path: the app routes the path below its mount point. A target outside the prefix
+            # (a proxy that strips it already) is routed as it is.
+            path = self.path
+            if path.startswith(root_path) and (len(path) == len(root_path) or path[len(root_path)] == "/"):
+                self.path = path[len(root_path) :] or "/"
 
     @property
     def query(self) -> dict[str, list[str]]:

@@ -53,8 +53,11 @@ class Limits:
     #: Idle time allowed between keep-alive requests. Crossing it: close without a response. 5 s is
     #: hypercorn's and uvicorn's ``keep_alive_timeout``.
     keep_alive_timeout: float | None = 5.0
-    #: Concurrent connections. The one past it gets 503 and close. 1000 fits 1024 file descriptors.
-    max_connections: int = 1000
+    #: Concurrent connections (every open socket, WebSockets and streams included). At it, the oldest idle
+    #: keep-alive connection is closed to make room; with none idle, the new one gets 503 and close. None
+    #: (the default): sized at start from RLIMIT_NOFILE, raised to its hard limit, as 90% of it minus 64
+    #: (nginx's worker_connections must likewise fit worker_rlimit_nofile).
+    max_connections: int | None = None
     #: Graceful shutdown: how long in-flight requests may run after SIGINT/SIGTERM before they are cut.
     shutdown_timeout: float = 10.0
     #: Writer buffer above which ``drain()`` waits (backpressure). 64 KiB is asyncio's default high water.

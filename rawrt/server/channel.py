@@ -21,10 +21,39 @@ from ..websocket import WebSocket
 from ..websocket.handover import ByteStream
 from .deadlines import Deadline
 
-__all__ = ["Channel", "ClientGone", "ServerSide", "access_log", "error_log"]
+__all__ = [
+    "ACCESS_LOG_FIELDS",
+    "DEFAULT_ACCESS_LOG_FORMAT",
+    "Channel",
+    "ClientGone",
+    "ServerSide",
+    "access_log",
+    "error_log",
+]
 
 error_log = logging.getLogger("rawrt.error")
 access_log = logging.getLogger("rawrt.access")
+
+#: The fields an access log format may use (``%(name)s``), documented in docs/http.md ("Logging").
+ACCESS_LOG_FIELDS = (
+    "client_addr",  # "host:port" of the client (the proxy's client with proxy_headers), or "-"
+    "request_line",  # "GET /path HTTP/1.1", or "-" when no request head could be parsed
+    "method",
+    "target",
+    "http_version",
+    "status_code",
+    "bytes",  # body bytes sent (a streaming body's total), "-" for an error answered before a handler ran
+    "duration",  # seconds from the request head to the end of the response
+    "duration_ms",
+    "referer",
+    "user_agent",
+)
+#: nginx's "combined" line without the time and user (the logging handler adds a time), plus the duration
+#: in seconds, uvicorn's order: ``127.0.0.1:50312 - "GET /hello HTTP/1.1" 200 13 "-" "curl/8.5.0" 0.000213``.
+DEFAULT_ACCESS_LOG_FORMAT = (
+    '%(client_addr)s - "%(request_line)s" %(status_code)d %(bytes)s '
+    '"%(referer)s" "%(user_agent)s" %(duration).6f'
+)
 
 
 class ClientGone(Exception):
@@ -58,6 +87,17 @@ class ServerSide(Protocol):
     @property
     def tasks(self) -> MutableSet[asyncio.Task[None]]: ...  # what a shutdown waits for
 
+    @property
+    def access_log_format(self) -> str: ...  # the access log's line (%-style, fields: ACCESS_LOG_FIELDS)
+
+    @property
+    def root_path(self) -> str: ...  # the prefix the app is mounted under ("" for none)
+
+    @property
+    def scheme(self) -> str: ...  # "http" or "https"
+
+    def trusts(self, peer: tuple[str, int] | None) -> bool: ...  # proxy headers from this peer are believed
+
 
 class Channel(Deadline):
     """The state a server connection's parts share, and its reads and writes."""
@@ -72,6 +112,12 @@ class Channel(Deadline):
     #: Events parsed and not handled yet (a pipelined request's, say).
     events: deque[http11.Event]
     client: tuple[str, int] | None
+    #: ``loop.time()`` when the current request head was parsed; set only while the access log is enabled.
+    started: float
+    #: Body bytes of the current streaming response sent so far (for the access log).
+    sent: int
+    #: A write waited longer than ``send_timeout``: the transport was aborted.
+    send_timed_out: bool
 
     def feed(self, data: bytes) -> None:
         """Give the parser bytes read from the stream (``b""``: the client's EOF)."""
@@ -99,14 +145,28 @@ class Channel(Deadline):
 
     async def drain(self, timeout: float | None = None, high_water: int | None = None) -> None:
         """Wait for the transport to take our output when it holds more than ``high_water`` bytes
-        (default ``Limits.write_high_water``), at most ``timeout`` seconds (``TimeoutError``)."""
+        (default ``Limits.write_high_water``), at most ``timeout`` seconds (default
+        ``Limits.send_timeout``).
+
+        Raises:
+            TimeoutError: the client did not read in time. The transport is aborted first: a graceful close
+                would wait for the unsent bytes to drain, keeping the socket and its buffer for as long as
+                the client does not read (nginx's ``send_timeout`` resets the connection too).
+        """
         transport = self.transport
         limit = self.limits.write_high_water if high_water is None else high_water
         if transport.get_write_buffer_size() > limit or transport.is_closing():
             if timeout is None:
+                timeout = self.limits.send_timeout
+            if timeout is None:
                 await self.stream.drain()
-            else:
+                return
+            try:
                 await self.bounded(self.stream.drain(), timeout)
+            except TimeoutError:
+                self.send_timed_out = True
+                transport.abort()
+                raise
 
     def final_headers(self, headers: HeaderSequence) -> HeaderSequence:
         """A response's headers, plus ``Connection: close`` when a shutdown began while it was prepared.
@@ -118,9 +178,29 @@ class Channel(Deadline):
             return [*headers, (b"connection", b"close")]
         return headers
 
-    def log_access(self, request: Request | None, status: int) -> None:
-        """One line on ``rawrt.access`` (INFO) per response; ``request`` is None for an unparsable one."""
-        if access_log.isEnabledFor(logging.INFO):
-            peer = f"{self.client[0]}:{self.client[1]}" if self.client else "-"
-            line = f"{request.method} {request.target} HTTP/{request.http_version}" if request else "-"
-            access_log.info('%s - "%s" %d', peer, line, status)
+    def log_access(self, request: Request | None, status: int, sent: int | None = None) -> None:
+        """One line on ``rawrt.access`` (INFO) per response; ``request`` is None for an unparsable one, and
+        ``sent`` (the body's bytes) None when unknown."""
+        if not access_log.isEnabledFor(logging.INFO):
+            return
+        client = request.client if request is not None else self.client
+        started = getattr(self, "started", 0.0)
+        duration = asyncio.get_running_loop().time() - started if started else 0.0
+        self.started = 0.0
+        fields: dict[str, object] = {
+            "client_addr": f"{client[0]}:{client[1]}" if client else "-",
+            "status_code": status,
+            "bytes": "-" if sent is None else sent,
+            "duration": duration,
+            "duration_ms": duration * 1000,
+        }
+        if request is not None:
+            fields["request_line"] = f"{request.method} {request.target} HTTP/{request.http_version}"
+            fields["method"], fields["target"] = request.method, request.target
+            fields["http_version"] = request.http_version
+            fields["referer"] = request.headers.get("referer") or "-"
+            fields["user_agent"] = request.headers.get("user-agent") or "-"
+        else:
+            fields.update(request_line="-", method="-", target="-", http_version="-", referer="-")
+            fields["user_agent"] = "-"
+        access_log.info(self.server.access_log_format, fields)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
 
 from ..app import Request, Response, StreamingResponse
@@ -35,8 +36,9 @@ from ..sansio.headers import Headers
 from ..websocket import WebSocket
 from ..websocket.handover import ByteStream, Handover
 from .body import RequestBody
-from .channel import ClientGone, ServerSide, error_log
+from .channel import ClientGone, ServerSide, access_log, error_log
 from .dates import http_date
+from .proxy import forwarded
 from .streaming import Streaming
 from .upgrade import Session, handshake
 
@@ -84,6 +86,14 @@ class ServerConnection(Streaming, RequestBody):
         self.deadline = 0.0
         self.timed_out = False
         self.trailers = []
+        self.started = 0.0
+        self.sent = 0
+        self.send_timed_out = False
+        #: Time each exchange for the access log: decided once per connection, so that a server with the
+        #: log off pays no clock read per request.
+        self.timing = access_log.isEnabledFor(logging.INFO)
+        #: The peer is a trusted proxy whose X-Forwarded-For / Forwarded fields are believed.
+        self.proxied = server.trusts(self.client)
 
     # ------------------------------------------------------------------------------ the connection's life
 
@@ -113,14 +123,26 @@ class ServerConnection(Streaming, RequestBody):
         finally:
             try:
                 await self.stop_watching()
-                self.server.connections.discard(self)
                 if self.websocket is None:
-                    if linger:
-                        await self._linger()
-                    self.stream.close()
-                    with contextlib.suppress(Exception):
+                    if self.send_timed_out or self.transport.is_closing():
+                        self.transport.abort()  # nothing more can be delivered: free the socket now
+                    else:
+                        if linger:
+                            await self._linger()
+                        self.stream.close()
+                    try:
                         await asyncio.wait_for(self.stream.wait_closed(), 1.0)
+                    except Exception:
+                        # A client that does not read keeps a graceful close waiting on its buffer: abort,
+                        # so the socket is gone before it stops counting against max_connections.
+                        self.transport.abort()
+                    except asyncio.CancelledError:
+                        self.transport.abort()
+                        raise
             finally:
+                # Counted until here, when the socket is closed (or aborted): every open socket counts
+                # against max_connections.
+                self.server.connections.discard(self)
                 if task is not None:
                     self.server.tasks.discard(task)
 
@@ -131,9 +153,12 @@ class ServerConnection(Streaming, RequestBody):
         them with a reset, which "might erase the client's unacknowledged input buffers": a client uploading
         a body past the limit would see ECONNRESET instead of our 413. So: half-close (our response is
         complete), then read and drop what the client still sends until it closes too, for at most
-        :data:`LINGER_TIMEOUT` seconds (Apache's lingering close; nginx's ``lingering_close``).
+        :data:`LINGER_TIMEOUT` seconds (Apache's lingering close; nginx's ``lingering_close``). The same
+        at shutdown for a client that pipelined more than its last answered request.
         """
-        if self.conn.client_state not in (http11.State.ERROR, http11.State.SEND_BODY):
+        if self.conn.client_state not in (http11.State.ERROR, http11.State.SEND_BODY) and not (
+            self.server.closing and (self.conn.buffered_bytes or self.stream.buffered)
+        ):
             return  # the request was read whole: nothing more is coming that could provoke a reset
         await close_in_stages(self.stream)
 
@@ -143,8 +168,15 @@ class ServerConnection(Streaming, RequestBody):
         """Read, route, run and answer requests until the connection must close or a WebSocket takes over."""
         limits = self.limits
         loop = asyncio.get_running_loop()
-        app = self.server.app
+        server = self.server
+        app = server.app
+        transport = self.transport
+        root_path = server.root_path
+        scheme = server.scheme
         while True:
+            if transport.is_closing():
+                # Reset or aborted (a send timeout): pipelined requests still buffered are for nobody.
+                return
             # Waiting for a request head: the keep-alive timeout while nothing has arrived, then the header
             # timeout from the first byte (slowloris: a head must arrive within a bound, not trickle on).
             self.idle = self.conn.buffered_bytes == 0
@@ -190,13 +222,22 @@ class ServerConnection(Streaming, RequestBody):
                     return
                 assert type(event) is http11.Request
                 self.idle = False
+                if self.timing:
+                    self.started = loop.time()
+                headers = Headers(event.headers)
+                client = self.client
+                request_scheme = scheme
+                if self.proxied:
+                    client, request_scheme = forwarded(headers, client, scheme, server.trusts)
                 request = Request(
                     event.method.decode("ascii"),
                     event.target.decode("ascii"),
                     event.http_version.decode("ascii"),
-                    Headers(event.headers),
-                    client=self.client,
+                    headers,
+                    client=client,
                     source=self,
+                    scheme=request_scheme,
+                    root_path=root_path,
                 )
                 resolved = app.resolve(request.method, request.path, event.upgrade is not None)
                 if resolved.params is not None:
@@ -245,11 +286,14 @@ class ServerConnection(Streaming, RequestBody):
                         validated=True,
                     )
                     keep = self.flush()
-                    if self.transport.get_write_buffer_size() > limits.write_high_water:
+                    self.log_access(request, response.status, len(response.body))
+                    # RFC 9112 §9.3.2 pipelining, bounded by the write buffer: a client that sends requests
+                    # and does not read their answers is not answered further ahead than write_high_water,
+                    # and is aborted after send_timeout (drain()).
+                    if transport.get_write_buffer_size() > limits.write_high_water:
                         await self.drain()
                 else:
-                    keep = await self.send_streaming(response)
-                self.log_access(request, response.status)
+                    keep = await self.send_streaming(response, request)
                 keep = keep and await self.finish_exchange()
             if not keep:
                 return
@@ -287,7 +331,7 @@ class ServerConnection(Streaming, RequestBody):
             error_log.debug("rejecting request from %s: %s %s", self.client, error.status_hint, error)
             self.conn.reject(error, date=http_date())
             self.flush()
-            self.log_access(None, error.status_hint)
+            self.log_access(request, error.status_hint, None)
 
     # ----------------------------------------------------------------------------------------- WebSocket
 

@@ -1,22 +1,65 @@
-"""The listening server: accept connections (with the connection cap's 503), time out slow waits with one
-reaper task, and shut down gracefully; :func:`serve` runs one until SIGINT/SIGTERM.
+"""The listening server: accept connections (with the connection cap: shed the oldest idle keep-alive
+connection, else 503), time out slow waits with one reaper task, and shut down gracefully; :func:`serve`
+runs one until SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
+import socket
 import ssl as _ssl
+import stat
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from ..app import App
 from ..limits import DEFAULT_LIMITS, Limits
 from ..websocket import WebSocket
 from ..websocket.handover import ByteStream
+from .channel import ACCESS_LOG_FIELDS, DEFAULT_ACCESS_LOG_FORMAT, error_log
 from .connection import ServerConnection, close_in_stages
+from .proxy import TrustedProxies
 
-__all__ = ["Server", "serve"]
+__all__ = ["Server", "serve", "raise_nofile_limit", "default_max_connections"]
+
+#: File descriptors kept out of the default connection cap: the listening sockets, log files, the app's own
+#: files and sockets, the event loop's self-pipe and selector.
+FD_RESERVE = 64
+#: The file descriptor limit tried when the hard limit is "unlimited" (macOS refuses more than OPEN_MAX).
+_NOFILE_UNLIMITED_TARGET = 65536
+
+
+def raise_nofile_limit() -> int | None:
+    """Raise the soft ``RLIMIT_NOFILE`` to the hard limit (what uvicorn's users do with ``ulimit -n``).
+
+    Returns:
+        The soft limit now in force, or None where the platform has no ``resource`` module (Windows).
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, _NOFILE_UNLIMITED_TARGET)
+    if soft == resource.RLIM_INFINITY or (target != resource.RLIM_INFINITY and soft >= target):
+        return int(soft) if soft != resource.RLIM_INFINITY else _NOFILE_UNLIMITED_TARGET
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):
+        return int(soft)
+    return int(target)
+
+
+def default_max_connections(nofile: int | None) -> int:
+    """The connection cap when ``Limits.max_connections`` is None: 90% of the file descriptor limit minus
+    :data:`FD_RESERVE` (one descriptor per connection; the rest for the process's other files), at least
+    16; 1000 where the limit is unknown."""
+    if nofile is None:
+        return 1000
+    return max(16, int(nofile * 0.9) - FD_RESERVE)
 
 
 async def _refuse(stream: ByteStream) -> None:
@@ -37,6 +80,17 @@ class Server:
         limits: size and time limits.
         ssl: a server-side :class:`ssl.SSLContext` for HTTPS/WSS.
         trace: log every WebSocket frame to ``rawrt.trace`` (direction, FIN, opcode, mask, length, payload).
+        proxy_headers: take the client's address and the scheme from ``X-Forwarded-For`` /
+            ``X-Forwarded-Proto`` or ``Forwarded`` (RFC 7239), when the peer is in ``forwarded_allow_ips``.
+        forwarded_allow_ips: the trusted proxies: addresses, networks (``"10.0.0.0/8"``), or ``"*"``; a
+            string is split at commas.
+        root_path: the prefix the app is mounted under behind a proxy (ASGI's ``root_path``): stripped from
+            :attr:`Request.path` for routing, and exposed as :attr:`Request.root_path`.
+        access_log_format: the ``rawrt.access`` line, %-style with the fields of
+            :data:`~rawrt.server.channel.ACCESS_LOG_FIELDS` (None: :data:`DEFAULT_ACCESS_LOG_FORMAT`).
+
+    Raises:
+        ValueError: a bad ``forwarded_allow_ips`` entry, ``root_path`` or ``access_log_format``.
     """
 
     def __init__(
@@ -46,11 +100,35 @@ class Server:
         *,
         ssl: _ssl.SSLContext | None = None,
         trace: bool = False,
+        proxy_headers: bool = False,
+        forwarded_allow_ips: str | Iterable[str] = ("127.0.0.1", "::1"),
+        root_path: str = "",
+        access_log_format: str | None = None,
     ) -> None:
         self.app = app
         self.limits = limits
         self.ssl = ssl
         self.trace = trace
+        self.scheme = "http" if ssl is None else "https"
+        self.proxy_headers = proxy_headers
+        if isinstance(forwarded_allow_ips, str):
+            forwarded_allow_ips = forwarded_allow_ips.split(",")
+        self.forwarded_allow_ips = TrustedProxies(forwarded_allow_ips)
+        root_path = root_path.rstrip("/")
+        if root_path and not root_path.startswith("/"):
+            raise ValueError(f"root_path must start with '/': {root_path!r}")
+        self.root_path = root_path
+        self.access_log_format = access_log_format or DEFAULT_ACCESS_LOG_FORMAT
+        try:
+            self.access_log_format % dict.fromkeys(ACCESS_LOG_FIELDS, 0)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ValueError(
+                f"bad access_log_format {self.access_log_format!r} ({exc!r}); "
+                f"fields: {', '.join(ACCESS_LOG_FIELDS)}"
+            ) from None
+        #: The connection cap in force: ``limits.max_connections``, or sized from RLIMIT_NOFILE at start().
+        self.max_connections = limits.max_connections or default_max_connections(None)
+        self.uds: str | None = None
         self.connections: set[ServerConnection] = set()
         self.websockets: set[WebSocket] = set()
         self.closing = False
@@ -76,24 +154,62 @@ class Server:
             self._shutdown_event = asyncio.Event()
         return self._shutdown_event
 
-    async def start(self, host: str = "127.0.0.1", port: int = 8000) -> None:
-        """Listen on ``host:port`` (port 0 picks a free port; see :attr:`port`)."""
+    def trusts(self, peer: tuple[str, int] | None) -> bool:
+        """Whether ``peer``'s proxy headers are believed (``proxy_headers`` and ``forwarded_allow_ips``)."""
+        if not self.proxy_headers:
+            return False
+        return self.forwarded_allow_ips(peer[0] if peer else "")
+
+    async def start(self, host: str = "127.0.0.1", port: int = 8000, *, uds: str | None = None) -> None:
+        """Listen on ``host:port`` (port 0 picks a free port; see :attr:`port`), or on the Unix domain
+        socket ``uds`` (a stale socket file there is removed first).
+
+        Raises:
+            OSError: the address is in use (``EADDRINUSE``) or cannot be bound.
+        """
         loop = asyncio.get_running_loop()
         self.loop_time = loop.time
+        nofile = raise_nofile_limit()
+        if self.limits.max_connections is None:
+            self.max_connections = default_max_connections(nofile)
         # Each connection is read through a ByteStream of rawrt's own (not asyncio's streams), so that a
         # WebSocket can take its transport over with public calls only (rawrt.websocket.handover).
-        self._server = await loop.create_server(
-            lambda: ByteStream(self._accept), host, port, ssl=self.ssl, backlog=1024
-        )
+        if uds is not None:
+            _remove_stale_socket(uds)
+            self._server = await loop.create_unix_server(
+                lambda: ByteStream(self._accept), uds, ssl=self.ssl, backlog=1024
+            )
+            self.uds = uds
+            where = f"unix:{uds}"
+        else:
+            self._server = await loop.create_server(
+                lambda: ByteStream(self._accept), host, port, ssl=self.ssl, backlog=1024
+            )
+            shown = f"[{self.host}]" if ":" in self.host else self.host
+            where = f"{self.scheme}://{shown}:{self.port}"
         self._reaper = loop.create_task(self._reap())
         for hook in self.app.on_startup:
             await hook()
+        limits = self.limits
+        error_log.info("listening on %s", where)
+        error_log.info(
+            "loop %s; max_connections=%d (RLIMIT_NOFILE %s), keep_alive_timeout=%s, header_timeout=%s, "
+            "send_timeout=%s, max_body_size=%d",
+            type(loop).__module__ + "." + type(loop).__qualname__,
+            self.max_connections,
+            nofile if nofile is not None else "unknown",
+            limits.keep_alive_timeout,
+            limits.header_timeout,
+            limits.send_timeout,
+            limits.max_body_size,
+        )
 
     @property
     def port(self) -> int:
-        """The port actually bound."""
+        """The port actually bound (0 on a Unix domain socket)."""
         assert self._server is not None
-        return int(self._server.sockets[0].getsockname()[1])
+        name = self._server.sockets[0].getsockname()
+        return int(name[1]) if isinstance(name, tuple) else 0
 
     @property
     def host(self) -> str:
@@ -115,7 +231,7 @@ class Server:
             stream.close()
             return
         loop = asyncio.get_running_loop()
-        if len(self.connections) >= self.limits.max_connections:
+        if len(self.connections) >= self.max_connections and not self._shed():
             # Over the cap: a one-shot 503 (RFC 9110 §15.6.4) so the client knows to retry, then close.
             assert stream.transport is not None
             stream.transport.write(
@@ -131,6 +247,26 @@ class Server:
         # run() discards its task from tasks when it ends.
         self.tasks.add(loop.create_task(conn.run()))
 
+    def _shed(self) -> bool:
+        """At the cap: close the keep-alive connection idle for longest (its keep-alive deadline is the
+        earliest), as a keep-alive timeout would, to make room. Returns False if none is idle.
+
+        A scan of the connections, only when at the cap: idle keep-alive connections are the cheapest to
+        lose (the client reconnects on its next request, RFC 9112 §9.3), a refused new one is not.
+        """
+        oldest = None
+        for conn in self.connections:
+            if conn.idle and conn.requests_served and not conn.timed_out and conn.websocket is None:
+                if oldest is None or conn.deadline < oldest.deadline:
+                    oldest = conn
+        if oldest is None:
+            return False
+        error_log.debug(
+            "at the connection cap: closing the idle keep-alive connection from %s", oldest.client
+        )
+        oldest.time_out()
+        return True
+
     async def shutdown(self, timeout: float | None = None) -> None:
         """Graceful shutdown: stop accepting, close idle connections, close WebSockets with 1001, let
         in-flight requests finish; anything still running after ``timeout`` (default
@@ -138,6 +274,10 @@ class Server:
         if self.closing:
             return
         self.closing = True
+        started = time.monotonic()
+        error_log.info(
+            "shutdown started: %d connections, %d WebSockets", len(self.connections), len(self.websockets)
+        )
         self.shutdown_event.set()
         if self._server is not None:
             self._server.close()
@@ -175,6 +315,29 @@ class Server:
                 await self._reaper
         for hook in self.app.on_shutdown:
             await hook()
+        if self.uds is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.uds)
+        error_log.info("shutdown done in %.3f s", time.monotonic() - started)
+
+
+def _remove_stale_socket(path: str) -> None:
+    """Remove a Unix socket file left by a server that is gone; refuse one a live server listens on."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise OSError(errno.EEXIST, f"{path} exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError:
+        os.unlink(path)  # nobody listens: stale
+    else:
+        raise OSError(errno.EADDRINUSE, f"a server is listening on {path}")
+    finally:
+        probe.close()
 
 
 async def serve(
@@ -186,12 +349,27 @@ async def serve(
     ssl: _ssl.SSLContext | None = None,
     trace: bool = False,
     ready: Callable[[Server], Awaitable[None] | None] | None = None,
+    proxy_headers: bool = False,
+    forwarded_allow_ips: str | Iterable[str] = ("127.0.0.1", "::1"),
+    root_path: str = "",
+    access_log_format: str | None = None,
+    uds: str | None = None,
 ) -> None:
-    """Run a server until cancelled or until SIGINT/SIGTERM, then shut down gracefully."""
+    """Run a server until cancelled or until SIGINT/SIGTERM, then shut down gracefully (the arguments are
+    :class:`Server`'s and :meth:`Server.start`'s)."""
     import signal
 
-    server = Server(app, limits, ssl=ssl, trace=trace)
-    await server.start(host, port)
+    server = Server(
+        app,
+        limits,
+        ssl=ssl,
+        trace=trace,
+        proxy_headers=proxy_headers,
+        forwarded_allow_ips=forwarded_allow_ips,
+        root_path=root_path,
+        access_log_format=access_log_format,
+    )
+    await server.start(host, port, uds=uds)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     installed = []

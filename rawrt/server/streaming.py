@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from ..app import StreamingResponse
+from ..app import Request, StreamingResponse
 from ..sansio import http11
 from .channel import Channel, ClientGone, error_log
 from .dates import http_date
@@ -66,6 +66,7 @@ class StreamPush:
             connection = self.connection
             connection.conn.send_data(piece)
             connection.flush()
+        self.connection.sent += len(piece)
         return transport.get_write_buffer_size() <= self.high_water
 
 
@@ -80,8 +81,10 @@ class Streaming(DisconnectWatch):
         if self.streaming and self.task is not None:
             self.task.cancel()
 
-    async def send_streaming(self, response: StreamingResponse) -> bool:
+    async def send_streaming(self, response: StreamingResponse, request: Request | None = None) -> bool:
         """Send a streaming response: each piece flushed at once; stop when the client leaves.
+
+        However it ends (finished, client gone, send timeout, shutdown), it gets its access log line.
 
         Returns:
             Whether the connection may carry another request.
@@ -93,6 +96,7 @@ class Streaming(DisconnectWatch):
         self.flush()
         body = response.body
         self.streaming = True
+        self.sent = 0
         if self.server.closing:
             self.abort_stream()
         pusher = None
@@ -105,8 +109,10 @@ class Streaming(DisconnectWatch):
                 self.start_watching()
             await self.drain(response.send_timeout)
             async for piece in body:
-                self.conn.send_data(piece.encode("utf-8") if isinstance(piece, str) else piece)
+                data = piece.encode("utf-8") if isinstance(piece, str) else piece
+                self.conn.send_data(data)
                 self.flush()
+                self.sent += len(data)
                 # Each piece waits for the transport to take it, bounded by send_timeout: a reader that
                 # stopped reading is cut off instead of growing our buffer without end.
                 await self.drain(response.send_timeout, high_water=0)
@@ -132,6 +138,7 @@ class Streaming(DisconnectWatch):
                 raise ClientGone from None
             raise
         finally:
+            self.log_access(request, response.status, self.sent)
             self._cancel_on_disconnect = False
             self.streaming = False
             if pusher is not None:
