@@ -342,7 +342,15 @@ def _load_log_config(path: str) -> None:
         raise ConfigError(f"--log-config {path}: {exc.strerror or exc}") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"--log-config {path}: not JSON ({exc})") from None
-    except (ValueError, TypeError, KeyError, AttributeError, ImportError, configparser.Error) as exc:
-        # dictConfig wraps its errors in ValueError; fileConfig raises KeyError and friends.
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        ImportError,
+        RuntimeError,
+        configparser.Error,
+    ) as exc:
+        # dictConfig wraps its errors in ValueError; fileConfig raises RuntimeError, KeyError and friends.
         reason = str(exc).replace("\n", " ")
         raise ConfigError(f"--log-config {path}: {reason}") from None

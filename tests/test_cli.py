@@ -7,12 +7,16 @@ exit with status 0 within a few seconds. Every wait is bounded.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
+import dataclasses
 import hashlib
 import json
 import re
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -39,17 +43,22 @@ class Running:
 
 
 @asynccontextmanager
-async def rawrt(*args: str, stop: signal.Signals | None = signal.SIGINT) -> AsyncIterator[Running]:
-    """Run ``python -m rawrt *args --port 0`` from the repository root until the block ends, then send it
-    ``stop`` (``None``: the block already did) and check that it exits cleanly."""
+async def rawrt(
+    *args: str,
+    stop: signal.Signals | None = signal.SIGINT,
+    cwd: Path = ROOT,
+    port: bool = True,
+    banner: re.Pattern[str] = BANNER,
+) -> AsyncIterator[Running]:
+    """Run ``python -m rawrt *args --port 0`` (without ``--port 0`` if not ``port``) in ``cwd`` until the
+    block ends, then send it ``stop`` (``None``: the block already did) and check that it exits cleanly."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "rawrt",
         *args,
-        "--port",
-        "0",
-        cwd=ROOT,
+        *(("--port", "0") if port else ()),
+        cwd=cwd,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -57,12 +66,12 @@ async def rawrt(*args: str, stop: signal.Signals | None = signal.SIGINT) -> Asyn
     assert proc.stdout is not None and proc.stderr is not None
     try:
         line = (await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)).decode()
-        match = BANNER.search(line)
+        match = banner.search(line)
         if match is None:
             err = await asyncio.wait_for(proc.stderr.read(), TIMEOUT)
             pytest.fail(f"no banner: stdout {line!r}, stderr {err.decode(errors='replace')}")
-        scheme, host, port, loop = match.groups()
-        yield Running(proc, line.strip(), scheme, host, int(port), loop)
+        scheme, host, bound, loop = match.groups()
+        yield Running(proc, line.strip(), scheme, host, int(bound or 0), loop)
         if stop is not None:
             proc.send_signal(stop)
         out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
@@ -194,8 +203,8 @@ class TestServe:
             stderr=subprocess.PIPE,
         )
         out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
-        assert proc.returncode == 1
-        assert b"examples.hello:nothing is not a rawrt.App (got NoneType)" in err
+        assert proc.returncode == 2
+        assert err == b"rawrt serve: error: attribute 'nothing' not found in module 'examples.hello'\n"
 
 
 OPENSSL = shutil.which("openssl")
@@ -246,3 +255,384 @@ class TestTLS:
             with pytest.raises(ssl.SSLCertVerificationError):
                 await http(running, HELLO, context=ssl.create_default_context())
             assert (await http(running, HELLO, context=context))[2] == b"Hello, world!"
+
+
+# --- Errors: one line, exit status 2, no traceback --------------------------------------------------------
+
+
+def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m rawrt *args`` to completion (it must fail fast: nothing here ever listens)."""
+    return subprocess.run(
+        [sys.executable, "-m", "rawrt", *args],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], prog: str, *parts: str) -> None:
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"{prog}: error: "), lines[0]
+    for part in parts:
+        assert part in lines[0], lines[0]
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path) -> Path:
+    """A directory holding ``myapp.py`` (a working app) and two modules that fail at import time."""
+    (tmp_path / "myapp.py").write_text(
+        "from rawrt import App, Request, Response\n"
+        "app = App()\n"
+        "@app.get('/where')\n"
+        "async def where(request: Request) -> Response:\n"
+        "    return Response.json({'client': request.client, 'path': request.path,\n"
+        "                          'root_path': getattr(request, 'root_path', None)})\n"
+    )
+    (tmp_path / "broken.py").write_text("def f() -> None:\n    raise ValueError('boom at import')\nf()\n")
+    (tmp_path / "needsdep.py").write_text("import rawrt_no_such_dependency\n")
+    return tmp_path
+
+
+class TestErrors:
+    @pytest.mark.parametrize(
+        ("spec", "expected"),
+        [
+            ("myap:app", "could not import module 'myap'"),
+            ("myapp:ap", "attribute 'ap' not found in module 'myapp'"),
+            ("myapp", "expected MODULE:ATTRIBUTE"),
+            ("myapp:", "expected MODULE:ATTRIBUTE"),
+            ("myapp:App", "myapp:App is not a rawrt.App (got type)"),
+            ("nosuchpackage.sub:app", "could not import module 'nosuchpackage.sub'"),
+        ],
+    )
+    def test_bad_app(self, app_dir: Path, spec: str, expected: str) -> None:
+        assert_one_line_error(run_cli("serve", spec, cwd=app_dir), "rawrt serve", expected)
+
+    @pytest.mark.parametrize("module", ["broken", "needsdep"])
+    def test_an_error_in_the_users_module_keeps_its_traceback(self, app_dir: Path, module: str) -> None:
+        """The user's code failing (even a ModuleNotFoundError for a module it imports) is not a mistake
+        of the command: its traceback, from the user's file down, then exit status 1."""
+        result = run_cli("serve", f"{module}:app", cwd=app_dir)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith("Traceback (most recent call last):\n")
+        assert f'{module}.py", line' in result.stderr
+        assert (
+            "rawrt/cli.py" not in result.stderr and "importlib" not in result.stderr
+        )  # only the user's frames
+        assert result.stderr.endswith(f"rawrt serve: error: importing '{module}' raised (traceback above)\n")
+
+    @pytest.mark.parametrize(
+        ("args", "expected"),
+        [
+            (["--port", "70000"], "port 70000 is out of range (0-65535)"),
+            (["--port", "-1"], "port -1 is out of range"),
+            (["--port", "http"], "expected a port number, got 'http'"),
+            (
+                ["--host", "192.0.2.1", "--port", "0"],
+                "cannot listen on 192.0.2.1:0: ",
+            ),  # TEST-NET-1: not ours
+            (["--ssl-keyfile", "key.pem"], "--ssl-keyfile needs --ssl-certfile"),
+            (["--ssl-certfile", "missing-cert.pem"], "--ssl-certfile missing-cert.pem: No such file"),
+            (["--log-config", "missing.json"], "--log-config missing.json: No such file"),
+            (["--limit", "max_bogus=1"], "unknown limit 'max_bogus' (one of: max_request_line,"),
+            (["--limit", "max_body_size"], "expected NAME=VALUE"),
+            (
+                ["--limit", "max_body_size=lots"],
+                "max_body_size: expected a size such as 65536, 64KiB or 16MiB",
+            ),
+            (["--limit", "shutdown_timeout=none"], "shutdown_timeout: expected seconds, got 'none'"),
+            (["--limit", "body_timeout=-1"], "body_timeout: expected a non-negative number of seconds"),
+            (["--limit-concurrency", "0"], "expected at least 1"),
+            (["--ws-max-size", "1TB"], "expected a size"),
+            (["--ws-ping-interval", "often"], "expected seconds or 'none'"),
+            (["--forwarded-allow-ips", "10.0.0.1,proxy"], "not an IP address or network: 'proxy'"),
+            (["--root-path", "api"], "--root-path must start with '/'"),
+            (["--loop", "tokio"], "invalid choice: 'tokio'"),
+        ],
+    )
+    def test_bad_flag(self, tmp_path: Path, args: list[str], expected: str) -> None:
+        assert_one_line_error(run_cli("demo", *args, cwd=tmp_path), "rawrt demo", expected)
+
+    @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+    def test_port_in_use(self, loop: str) -> None:
+        if loop == "uvloop":
+            pytest.importorskip("uvloop")
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            result = run_cli("demo", "--port", str(port), "--loop", loop)
+        assert_one_line_error(
+            result, "rawrt demo", f"cannot listen on 127.0.0.1:{port}: Address already in use"
+        )
+
+    def test_unreadable_key_and_bad_certificate(self, tmp_path: Path) -> None:
+        (tmp_path / "cert.pem").write_text(
+            "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"
+        )
+        (tmp_path / "keydir").mkdir()  # a directory cannot be read as a file, even by root
+        result = run_cli("demo", "--ssl-certfile", "cert.pem", "--ssl-keyfile", "keydir", cwd=tmp_path)
+        assert_one_line_error(result, "rawrt demo", "--ssl-keyfile keydir: Is a directory")
+        result = run_cli("demo", "--ssl-certfile", "cert.pem", cwd=tmp_path)
+        assert_one_line_error(result, "rawrt demo", "cannot load the certificate and key from cert.pem: ")
+
+    @pytest.mark.parametrize(
+        ("name", "content", "expected"),
+        [
+            ("log.json", "{not json", "--log-config log.json: not JSON"),
+            ("log.json", "[1, 2]", "expected a JSON object (a dictConfig), got list"),
+            ("log.json", '{"version": 1, "handlers": {"h": {"class": "no.such.Handler"}}}', "log.json: "),
+            ("log.ini", "[loggers]\nkeys=root\n", "--log-config log.ini: "),
+            ("log.ini", "no section header\n", "--log-config log.ini: "),
+        ],
+    )
+    def test_bad_log_config(self, tmp_path: Path, name: str, content: str, expected: str) -> None:
+        (tmp_path / name).write_text(content)
+        assert_one_line_error(run_cli("demo", "--log-config", name, cwd=tmp_path), "rawrt demo", expected)
+
+
+# --- Flags, observed from the wire ----------------------------------------------------------------------
+
+
+def test_version() -> None:
+    from rawrt.cli import version
+
+    for args in (["--version"], ["demo", "--version"], ["serve", "--version"]):
+        result = run_cli(*args)
+        assert (result.returncode, result.stdout, result.stderr) == (0, f"rawrt {version()}\n", "")
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", version())
+
+
+async def read_head(reader: asyncio.StreamReader) -> bytes:
+    return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+
+
+async def open_websocket(running: Running) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """The demo's /ws/chat on a fresh channel (it sends nothing until someone publishes; /ws, the Autobahn
+    echo, has its own limits and no keepalive, so the server-wide flags would not show there)."""
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(running.host, running.port), TIMEOUT)
+    writer.write(
+        b"GET /ws/chat HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    assert (await read_head(reader)).startswith(b"HTTP/1.1 101 ")
+    return reader, writer
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One unmasked server frame (payloads under 126 bytes): (opcode, payload)."""
+    first, length = await asyncio.wait_for(reader.readexactly(2), TIMEOUT)
+    assert length < 126
+    return first & 0x0F, await asyncio.wait_for(reader.readexactly(length), TIMEOUT)
+
+
+async def close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with contextlib.suppress(ConnectionError):
+        await asyncio.wait_for(writer.wait_closed(), TIMEOUT)
+
+
+class TestLimitFlags:
+    @pytest.mark.asyncio
+    async def test_limit_concurrency(self) -> None:
+        """--limit-concurrency 1: with one connection open, the next one gets 503 and is closed."""
+        async with rawrt("demo", "--limit-concurrency", "1", "--no-access-log") as running:
+            _, first = await asyncio.wait_for(asyncio.open_connection(running.host, running.port), TIMEOUT)
+            try:
+                await asyncio.sleep(0.1)  # accepted
+                status, _, _ = await http(running, HELLO)
+                assert status.startswith(b"HTTP/1.1 503 ")
+            finally:
+                await close(first)
+            await asyncio.sleep(0.1)
+            assert (await http(running, HELLO))[0] == b"HTTP/1.1 200 OK"
+
+    @pytest.mark.asyncio
+    async def test_timeout_keep_alive(self) -> None:
+        """--timeout-keep-alive 0.3: an idle keep-alive connection is closed after ~0.3 s, not 5 s."""
+        async with rawrt("demo", "--timeout-keep-alive", "0.3", "--no-access-log") as running:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(running.host, running.port), TIMEOUT
+            )
+            try:
+                writer.write(b"GET /hello HTTP/1.1\r\nHost: test\r\n\r\n")
+                assert (await read_head(reader)).startswith(b"HTTP/1.1 200 OK")
+                await reader.readexactly(len(b"Hello, world!"))
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                assert await asyncio.wait_for(reader.read(), 3.0) == b""
+                assert 0.2 < loop.time() - started < 2.0
+            finally:
+                await close(writer)
+
+    @pytest.mark.asyncio
+    async def test_ws_max_size(self) -> None:
+        """--ws-max-size 1KiB: a 2000-byte frame is refused with close 1009 before its payload is read."""
+        async with rawrt("demo", "--ws-max-size", "1KiB", "--no-access-log") as running:
+            reader, writer = await open_websocket(running)
+            try:
+                writer.write(b"\x82\xfe" + (2000).to_bytes(2, "big") + b"\x00\x00\x00\x00")
+                opcode, payload = await read_frame(reader)
+                assert (opcode, payload[:2]) == (0x8, (1009).to_bytes(2, "big"))
+            finally:
+                await close(writer)
+
+    @pytest.mark.asyncio
+    async def test_ws_ping_interval(self) -> None:
+        """--ws-ping-interval 0.2: a keepalive ping arrives within a second (the default waits 20 s)."""
+        async with rawrt(
+            "demo", "--ws-ping-interval", "0.2", "--ws-ping-timeout", "5", "--no-access-log"
+        ) as running:
+            reader, writer = await open_websocket(running)
+            try:
+                opcode, _ = await asyncio.wait_for(read_frame(reader), 2.0)
+                assert opcode == 0x9
+            finally:
+                await close(writer)
+
+    @pytest.mark.asyncio
+    async def test_generic_limit(self) -> None:
+        """--limit NAME=VALUE reaches the server: max_header_count=3 answers a fourth field with 431."""
+        async with rawrt("demo", "--limit", "max_header_count=3", "--no-access-log") as running:
+            assert (await http(running, HELLO))[0] == b"HTTP/1.1 200 OK"
+            raw = HELLO.replace(b"\r\n\r\n", b"\r\nA: 1\r\nB: 2\r\n\r\n")
+            assert (await http(running, raw))[0].startswith(b"HTTP/1.1 431 ")
+
+
+class TestConfig:
+    """How the flags become Limits (in-process: no server)."""
+
+    def test_limits_from_flags(self) -> None:
+        from rawrt.config import Config, add_arguments
+        from rawrt.limits import DEFAULT_LIMITS, KiB, MiB
+
+        parser = argparse.ArgumentParser()
+        add_arguments(parser)
+        assert Config.from_args(parser.parse_args([])).limits == DEFAULT_LIMITS
+        args = parser.parse_args(
+            [
+                "--limit-concurrency=7",
+                "--timeout-keep-alive=2.5",
+                "--ws-max-size=16MiB",
+                "--ws-ping-interval=0",
+                "--ws-ping-timeout=none",
+                "--limit=max_body_size=64KiB",
+                "--limit=body_timeout=none",
+                "--limit=ws-max-frame-size=1_000",  # an explicit field wins over the shortcut
+                "--limit=hub_history_count=10",
+            ]
+        )
+        limits = Config.from_args(args).limits
+        assert (limits.max_connections, limits.keep_alive_timeout) == (7, 2.5)
+        assert (limits.ws_max_message_size, limits.ws_max_frame_size) == (16 * MiB, 1000)
+        assert (limits.ws_ping_interval, limits.ws_ping_timeout) == (None, None)
+        assert (limits.max_body_size, limits.body_timeout, limits.hub_history_count) == (64 * KiB, None, 10)
+        assert Config.from_args(parser.parse_args(["--ws-max-size=2MiB"])).limits.ws_max_frame_size == 2 * MiB
+
+    def test_every_limit_has_a_flag_and_a_documented_row(self) -> None:
+        """Every Limits field parses through --limit, and docs/howto/configure.md lists it."""
+        from rawrt.config import parse_limit
+        from rawrt.limits import Limits
+
+        doc = (ROOT / "docs" / "howto" / "configure.md").read_text()
+        for item in dataclasses.fields(Limits):
+            assert parse_limit(f"{item.name}=1") == (item.name, 1)
+            assert f"| `{item.name}` |" in doc, item.name
+
+    def test_server_options(self) -> None:
+        from rawrt.config import Config, add_arguments
+
+        parser = argparse.ArgumentParser()
+        add_arguments(parser)
+        options = Config.from_args(parser.parse_args([])).server_options()
+        assert set(options) == {"limits", "ssl", "trace"}  # nothing a pre-issue-10 serve() would refuse
+        args = [
+            "--proxy-headers",
+            "--forwarded-allow-ips=10.0.0.0/8, 192.0.2.7",
+            "--root-path=/api/",
+            "--access-log-format=%(request_line)s",
+            "--uds=/tmp/x.sock",
+        ]
+        options = Config.from_args(parser.parse_args(args)).server_options()
+        assert options["proxy_headers"] is True
+        assert options["forwarded_allow_ips"] == ("10.0.0.0/8", "192.0.2.7")
+        assert options["root_path"] == "/api"
+        assert options["access_log_format"] == "%(request_line)s"
+        assert options["uds"] == "/tmp/x.sock"
+
+
+# --- Flags that need helper D's Server keywords (proxy_headers, root_path, access_log_format, uds) ----------
+
+
+async def get_json(running: Running, raw: bytes) -> object:
+    status, _, body = await http(running, raw)
+    assert status == b"HTTP/1.1 200 OK", body
+    return json.loads(body)
+
+
+class TestServerFlags:
+    @pytest.mark.asyncio
+    async def test_proxy_headers(self, app_dir: Path) -> None:
+        forwarded = (
+            b"GET /where HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 203.0.113.9\r\nConnection: close\r\n\r\n"
+        )
+        async with rawrt("serve", "myapp:app", "--proxy-headers", cwd=app_dir) as running:
+            value = await get_json(running, forwarded)
+            assert isinstance(value, dict) and value["client"][0] == "203.0.113.9"
+        # Without the flag, or from a proxy that is not trusted, the header is ignored.
+        async with rawrt("serve", "myapp:app", cwd=app_dir) as running:
+            value = await get_json(running, forwarded)
+            assert isinstance(value, dict) and value["client"][0] == "127.0.0.1"
+        async with rawrt(
+            "serve", "myapp:app", "--proxy-headers", "--forwarded-allow-ips", "192.0.2.1", cwd=app_dir
+        ) as running:
+            value = await get_json(running, forwarded)
+            assert isinstance(value, dict) and value["client"][0] == "127.0.0.1"
+
+    @pytest.mark.asyncio
+    async def test_root_path(self, app_dir: Path) -> None:
+        async with rawrt("serve", "myapp:app", "--root-path", "/api", cwd=app_dir) as running:
+            value = await get_json(
+                running, b"GET /api/where HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+            )
+            assert value == {"client": value["client"], "path": "/where", "root_path": "/api"}  # type: ignore[index]
+
+    @pytest.mark.asyncio
+    async def test_access_log_format_and_log_config(self, tmp_path: Path) -> None:
+        """--log-config sends rawrt.access to a file; --access-log-format chooses its line."""
+        log = tmp_path / "access.log"
+        config = {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"bare": {"format": "%(message)s"}},
+            "handlers": {"file": {"class": "logging.FileHandler", "filename": str(log), "formatter": "bare"}},
+            "loggers": {"rawrt.access": {"handlers": ["file"], "level": "INFO", "propagate": False}},
+        }
+        (tmp_path / "log.json").write_text(json.dumps(config))
+        fmt = "%(method)s %(target)s -> %(status_code)d"
+        async with rawrt(
+            "demo", "--log-config", str(tmp_path / "log.json"), "--access-log-format", fmt
+        ) as running:
+            await http(running, HELLO)
+            await http(running, HELLO.replace(b"/hello", b"/nowhere"))
+        assert log.read_text().splitlines() == ["GET /hello -> 200", "GET /nowhere -> 404"]
+
+    @pytest.mark.asyncio
+    async def test_uds(self, tmp_path: Path) -> None:
+        path = tmp_path / "rawrt.sock"
+        banner = re.compile(r"listening on (http)\+unix:(\S+) ()\(loop: (\w+)\)")
+        async with rawrt("demo", "--uds", str(path), port=False, banner=banner) as running:
+            assert running.host == str(path)
+            reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path)), TIMEOUT)
+            try:
+                writer.write(HELLO)
+                data = await asyncio.wait_for(reader.read(), TIMEOUT)
+            finally:
+                await close(writer)
+            assert data.startswith(b"HTTP/1.1 200 OK\r\n") and data.endswith(b"Hello, world!")
