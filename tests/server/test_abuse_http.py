@@ -16,7 +16,7 @@ from httpwire import TIMEOUT, Client, client, connect, get, running
 
 from rawrt.app import App, Request, Response, StreamingResponse
 from rawrt.errors import ConnectionClosed
-from rawrt.limits import KiB, MiB, Limits
+from rawrt.limits import KiB, Limits, MiB
 from rawrt.server import Server
 from rawrt.server.server import default_max_connections, raise_nofile_limit
 from rawrt.sse import EventStream
