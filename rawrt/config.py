@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .limits import DEFAULT_LIMITS, Limits
+from .server.channel import ACCESS_LOG_FIELDS
 
 __all__ = ["Config", "ConfigError", "add_arguments", "parse_limit", "parse_port", "parse_size"]
 
@@ -110,7 +111,8 @@ def _limit_types() -> dict[str, Any]:
 
 def parse_limit(item: str) -> tuple[str, int | float | None]:
     """``NAME=VALUE`` for one :class:`Limits` field, the value checked against the field's type: an ``int``
-    field takes a size (``16MiB``) or a count, a ``float`` field seconds, an optional one also ``none``."""
+    field takes a size (``16MiB``) or a count, a ``float`` field seconds; an optional one also ``none``
+    (its ``None``: a timeout off, ``max_connections`` sized from the file-descriptor limit)."""
     name, sep, text = item.partition("=")
     name = name.strip().replace("-", "_")
     hints = _limit_types()
@@ -125,6 +127,8 @@ def parse_limit(item: str) -> tuple[str, int | float | None]:
     base = next(t for t in typing.get_args(hint) if t is not type(None)) if optional else hint
     try:
         if base is int:
+            if optional and text.strip().lower() in ("none", "off"):
+                return name, None
             return name, parse_size(text)
         assert base is float, f"Limits.{name}: unsupported type {hint}"
         return name, _parse_seconds(text, optional=optional)
@@ -260,6 +264,15 @@ class Config:
             raise ConfigError("--ssl-keyfile needs --ssl-certfile (the certificate chain to serve)")
         if args.root_path and not args.root_path.startswith("/"):
             raise ConfigError(f"--root-path must start with '/', got {args.root_path!r}")
+        if args.access_log_format is not None:
+            try:
+                # The check Server makes, here so that it is a usage error rather than a traceback.
+                args.access_log_format % dict.fromkeys(ACCESS_LOG_FIELDS, 0)
+            except (KeyError, ValueError, TypeError) as exc:
+                fields = ", ".join(ACCESS_LOG_FIELDS)
+                raise ConfigError(
+                    f"--access-log-format {args.access_log_format!r}: {exc!r} (fields: {fields})"
+                ) from None
         return cls(
             host=args.host,
             port=args.port,

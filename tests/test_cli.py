@@ -354,6 +354,10 @@ class TestErrors:
             (["--forwarded-allow-ips", "10.0.0.1,proxy"], "not an IP address or network: 'proxy'"),
             (["--root-path", "api"], "--root-path must start with '/'"),
             (["--loop", "tokio"], "invalid choice: 'tokio'"),
+            (
+                ["--access-log-format", "%(nope)s"],
+                "--access-log-format '%(nope)s': KeyError('nope') (fields: ",
+            ),
         ],
     )
     def test_bad_flag(self, tmp_path: Path, args: list[str], expected: str) -> None:
@@ -441,17 +445,25 @@ async def close(writer: asyncio.StreamWriter) -> None:
 class TestLimitFlags:
     @pytest.mark.asyncio
     async def test_limit_concurrency(self) -> None:
-        """--limit-concurrency 1: with one connection open, the next one gets 503 and is closed."""
+        """--limit-concurrency 1: with one request in flight, the next connection gets 503 and is closed;
+        with the one connection idle (keep-alive), it is shed to make room and the new one is served."""
         async with rawrt("demo", "--limit-concurrency", "1", "--no-access-log") as running:
-            _, first = await asyncio.wait_for(asyncio.open_connection(running.host, running.port), TIMEOUT)
+            reader, first = await asyncio.wait_for(
+                asyncio.open_connection(running.host, running.port), TIMEOUT
+            )
             try:
-                await asyncio.sleep(0.1)  # accepted
-                status, _, _ = await http(running, HELLO)
-                assert status.startswith(b"HTTP/1.1 503 ")
+                first.write(b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 10\r\n\r\n01234")
+                await first.drain()
+                await asyncio.sleep(0.2)  # the handler waits for the rest of the body
+                assert (await http(running, HELLO))[0].startswith(b"HTTP/1.1 503 ")
+                first.write(b"56789")
+                assert (await read_head(reader)).startswith(b"HTTP/1.1 200 OK")
+                assert await reader.readexactly(10) == b"0123456789"
+                # Now idle between requests: the newcomer takes its place.
+                assert (await http(running, HELLO))[0] == b"HTTP/1.1 200 OK"
+                assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
             finally:
                 await close(first)
-            await asyncio.sleep(0.1)
-            assert (await http(running, HELLO))[0] == b"HTTP/1.1 200 OK"
 
     @pytest.mark.asyncio
     async def test_timeout_keep_alive(self) -> None:
@@ -533,6 +545,8 @@ class TestConfig:
         assert (limits.ws_max_message_size, limits.ws_max_frame_size) == (16 * MiB, 1000)
         assert (limits.ws_ping_interval, limits.ws_ping_timeout) == (None, None)
         assert (limits.max_body_size, limits.body_timeout, limits.hub_history_count) == (64 * KiB, None, 10)
+        args = parser.parse_args(["--limit-concurrency=7", "--limit=max_connections=none"])
+        assert Config.from_args(args).limits.max_connections is None  # back to the RLIMIT_NOFILE sizing
         assert Config.from_args(parser.parse_args(["--ws-max-size=2MiB"])).limits.ws_max_frame_size == 2 * MiB
 
     def test_every_limit_has_a_flag_and_a_documented_row(self) -> None:
@@ -540,7 +554,7 @@ class TestConfig:
         from rawrt.config import parse_limit
         from rawrt.limits import Limits
 
-        doc = (ROOT / "docs" / "howto" / "configure.md").read_text()
+        doc = (ROOT / "docs" / "howto" / "configure.md").read_text(encoding="utf-8")
         for item in dataclasses.fields(Limits):
             assert parse_limit(f"{item.name}=1") == (item.name, 1)
             assert f"| `{item.name}` |" in doc, item.name
