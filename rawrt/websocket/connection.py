@@ -14,6 +14,14 @@ Sending is synchronous down to ``transport.write``; when the transport holds mor
 ``Limits.ws_write_high_water`` bytes it pauses our writing, and :meth:`WebSocket.send` waits until it
 resumes (backpressure), one waiter at a time.
 
+While writing is paused we read nothing either. The peer is not reading what we write, and every frame
+we read may add to it: RFC 6455 §5.5.2 makes us answer each ping with a pong, so a peer that sends pings and
+never reads would otherwise grow our write buffer without bound. Holding the reading side lets TCP flow
+control push back on the peer; the write buffer stays within ``ws_write_high_water`` plus the answers to one
+read (``MAX_RECV``). Writing paused for ``Limits.send_timeout`` means the peer stopped reading: the
+connection is aborted (no close frame could reach it: 1006 locally, RFC 6455 §7.1.5), its buffers freed, and
+a waiting :meth:`WebSocket.send` raises ``ConnectionClosed``. One timer per pause, none per frame.
+
 Keepalive pings are timer callbacks, not tasks: a ping every ``ws_ping_interval``, and a peer that does not
 answer within ``ws_ping_timeout`` is closed with 1011 (the idle connection then costs no task). The close
 handshake is bounded by ``ws_close_timeout`` (RFC 6455 §7.1.1: the server closes TCP first; a client waits
@@ -77,6 +85,15 @@ class WebSocket(asyncio.Protocol):
         subprotocol: the negotiated subprotocol, or None.
         headers: the handshake's headers (the request's on the server, the response's on the client).
     """
+
+    # Set only while writing is paused, so these stay class attributes (out of the instance dict) for the
+    # idle connections that never fill their buffer (docs/topics/memory.md).
+    #: Aborts the connection if writing stays paused for ``Limits.send_timeout``.
+    _stall_timer: asyncio.TimerHandle | None = None
+    #: We paused the transport's reading because its writing is paused (the module docstring).
+    _reading_held = False
+    #: The connection was aborted by ``send_timeout``.
+    _send_timed_out = False
 
     def __init__(
         self,
@@ -156,13 +173,14 @@ class WebSocket(asyncio.Protocol):
         # The transport was already closed (by the peer): no connection_lost() will come to us.
         self._lost = transport.is_closing()
         transport.set_protocol(self)
-        # A protocol that was paused for writing stays paused in the transport's eyes, which will call
-        # resume_writing() on us now.
-        self._writing_paused = writing_paused
         # send() waits above ws_write_high_water; make that the transport's own pause threshold.
         transport.set_write_buffer_limits(high=self.limits.ws_write_high_water)
         if not eof and not self._lost and not transport.is_reading():
             transport.resume_reading()  # the previous protocol paused it (its buffer was full); we read now
+        if writing_paused and not self._lost:
+            # A protocol that was paused for writing stays paused in the transport's eyes, which will call
+            # resume_writing() on us now.
+            self.pause_writing()
 
     # ---------------------------------------------------------------------------------------- state
 
@@ -205,6 +223,9 @@ class WebSocket(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
         if self.protocol.state is not State.CLOSED:
             # A reset, an abort, or a close without the peer's close frame: 1006 (§7.1.5).
             self.protocol.receive_eof()
@@ -216,12 +237,37 @@ class WebSocket(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._writing_paused = True
+        transport = self._transport
+        # Read nothing while the peer reads nothing of ours (the module docstring: a ping flood).
+        if not self._reading_held and not transport.is_closing():
+            self._reading_held = True
+            if not self._reading_paused:
+                transport.pause_reading()
+        timeout = self.limits.send_timeout
+        if timeout is not None and self._stall_timer is None:
+            self._stall_timer = self._loop.call_later(timeout, self._stalled)
 
     def resume_writing(self) -> None:
         self._writing_paused = False
+        timer = self._stall_timer
+        if timer is not None:
+            timer.cancel()
+            self._stall_timer = None
+        if self._reading_held:
+            self._reading_held = False
+            if not self._reading_paused and not self._transport.is_closing():
+                self._transport.resume_reading()
         waiter = self._drain_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def _stalled(self) -> None:
+        """Writing stayed paused for ``send_timeout``: the peer stopped reading. Abort (1006 locally)."""
+        self._stall_timer = None
+        self._send_timed_out = True
+        # No close frame: it would queue behind what the peer is not reading. abort() drops the transport's
+        # buffer at once; connection_lost() follows, records 1006 (§7.1.5) and wakes a waiting send().
+        self._transport.abort()
 
     def _process(self, *, eof: bool) -> None:
         """Write the sans-IO connection's answers, queue its messages, and apply backpressure."""
@@ -258,12 +304,13 @@ class WebSocket(asyncio.Protocol):
             # the peer's close frame must still be read, whoever takes the messages.
             if not self._reading_paused and not self._transport.is_closing():
                 self._reading_paused = True
-                self._transport.pause_reading()
+                if not self._reading_held:
+                    self._transport.pause_reading()
 
     def _resume(self) -> None:
         if self._reading_paused:
             self._reading_paused = False
-            if not self._transport.is_closing():
+            if not self._reading_held and not self._transport.is_closing():
                 self._transport.resume_reading()
 
     def _wake_recv(self) -> None:
@@ -275,6 +322,8 @@ class WebSocket(asyncio.Protocol):
         """The connection is over: wake everyone, stop timers, close TCP. Runs once."""
         if self._closed.done():
             return
+        # Not the stall timer: a transport closed with unread data in its buffer waits for the peer to
+        # take it, and the timer still aborts it after send_timeout (connection_lost() cancels it).
         for handle in (self._keepalive, self._ping_deadline, self._close_timer):
             if handle is not None:
                 handle.cancel()
@@ -376,13 +425,22 @@ class WebSocket(asyncio.Protocol):
         """
         return self._transport.get_write_buffer_size()
 
-    async def _drain(self) -> None:
+    async def drain(self) -> None:
+        """Wait while the transport holds more than ``ws_write_high_water`` bytes (backpressure).
+
+        :meth:`send` does this itself; call it after :meth:`send_encoded` or
+        :func:`~rawrt.websocket.fanout.send_shared`. The wait is bounded by ``Limits.send_timeout``.
+
+        Raises:
+            ConnectionClosed: the connection was lost, or aborted after ``send_timeout`` (code 1006).
+        """
         if self._transport.get_write_buffer_size() <= self.limits.ws_write_high_water:
             return
         if self._drain_lock is None:
             self._drain_lock = asyncio.Lock()
         async with self._drain_lock:
-            # Woken by resume_writing() (the transport took the data) or by connection_lost().
+            # Woken by resume_writing() (the transport took the data) or by connection_lost(), which also
+            # follows the abort of a pause longer than send_timeout (_stalled).
             while self._writing_paused and not self._lost:
                 self._drain_waiter = self._loop.create_future()
                 try:
@@ -390,6 +448,9 @@ class WebSocket(asyncio.Protocol):
                 finally:
                     self._drain_waiter = None
             if self._lost:
+                if self._send_timed_out:
+                    reason = f"send_timeout: nothing read for {self.limits.send_timeout} s"
+                    raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, reason)
                 raise ConnectionClosed(self.protocol.close_code, self.protocol.close_reason)
 
     async def send(self, message: Message | Iterable[Message] | AsyncIterable[Message]) -> None:
@@ -428,7 +489,7 @@ class WebSocket(asyncio.Protocol):
                 self._flush_handle = self._loop.call_soon(self.flush)
             return
         self.flush()
-        await self._drain()
+        await self.drain()
 
     async def _send_fragments(self, pieces: AsyncIterator[Message]) -> None:
         protocol = self.protocol
@@ -443,14 +504,14 @@ class WebSocket(asyncio.Protocol):
             if previous is not None:
                 protocol.send_fragment(previous, text=text, fin=False)
                 self.flush()
-                await self._drain()
+                await self.drain()
             previous = piece
         if text is None:
             raise ValueError("a fragmented message needs at least one piece")
         assert previous is not None
         protocol.send_fragment(previous, text=text, fin=True)
         self.flush()
-        await self._drain()
+        await self.drain()
 
     def send_encoded(self, frame: bytes) -> None:
         """Send a frame encoded once for many connections (see :func:`broadcast`)."""

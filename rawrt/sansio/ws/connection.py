@@ -101,6 +101,10 @@ class WebSocketConnection:
             peer's fault, anything else for a bug (sent as 1011 without details). Log it.
     """
 
+    #: The last pong queued in the output, while it is still there (not yet taken by ``data_to_send``). A
+    #: class attribute until the first ping, so a connection that is never pinged carries no extra field.
+    _queued_pong: bytes | None = None
+
     def __init__(
         self,
         role: Role,
@@ -313,8 +317,15 @@ class WebSocketConnection:
             self._after_close()
         elif opcode == _PING:
             self._events.append(Ping(payload))
-            # §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in response".
+            # §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in response". §5.5.3:
+            # one that "has not yet sent Pong frame(s) in response to previous Ping frame(s) ... MAY elect to
+            # send a Pong frame for only the most recently processed Ping frame": a flood of pings read in
+            # one batch queues one pong, not one per ping (the pong is the last output: no frame follows it).
+            out = self._out
+            if out and out[-1] is self._queued_pong:
+                out.pop()
             self._send_frame(Opcode.PONG, payload, Input.SEND_CONTROL)
+            self._queued_pong = self._out[-1]
         else:
             self._events.append(Pong(payload))
 

@@ -46,6 +46,8 @@ __all__ = [
     "ExtensionParams",
     "CLIENT_DEFAULTS",
     "SERVER_DEFAULTS",
+    "ShareKey",
+    "compress_message",
 ]
 
 #: The extension token (RFC 7692 §7).
@@ -183,6 +185,35 @@ def _window_bits(name: str, value: str | None) -> int:
     return int(value)
 
 
+#: What decides the bytes of a message compressed from a fresh compressor: (window bits, level, memLevel).
+#: Connections with the same key can be sent the very same compressed frame (see ``compress_message``).
+ShareKey = tuple[int, int, int]
+
+
+def compress_message(data: BytesLike, key: ShareKey) -> bytes:
+    """Compress a whole message with a fresh compressor, for every connection whose ``share_key`` is ``key``.
+
+    A broadcast compresses once and sends the result to many connections (``rawrt.websocket.fanout``).
+    That is valid for each of them, with or without context takeover: the message refers to nothing
+    before it (a fresh compressor has an empty window), and a decompressor that keeps its window
+    (RFC 7692 §7.1.1.1, context takeover) simply never gets a reference into it; DEFLATE back-references
+    are a permission, never a requirement (RFC 1951 §3.2.5). The window is at most ``key``'s, the one
+    the peer agreed to inflate with (§7.1.2.1). The sender's own compressor of a context-takeover
+    connection must then forget its context (``PerMessageDeflate.forget_context``): its history no
+    longer matches the peer's.
+
+    Args:
+        data: the message's payload.
+        key: ``(window bits, level, memLevel)``, a ``PerMessageDeflate.share_key``.
+
+    Returns:
+        The compressed payload, its trailing 0x00 0x00 0xff 0xff removed (§7.2.1).
+    """
+    bits, level, mem_level = key
+    compressor = zlib.compressobj(level, zlib.DEFLATED, -bits, mem_level)
+    return (compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
 class PerMessageDeflate:
     """permessage-deflate state of one connection (RFC 7692 §6 and §7.2).
 
@@ -246,6 +277,18 @@ class PerMessageDeflate:
             f"local_max_window_bits={self.local_max_window_bits}, "
             f"remote_max_window_bits={self.remote_max_window_bits})"
         )
+
+    @property
+    def share_key(self) -> ShareKey:
+        """What a message compressed for this connection depends on (see :func:`compress_message`)."""
+        return (self.local_max_window_bits, self.level, self.mem_level)
+
+    def forget_context(self) -> None:
+        """Start the next message from an empty window: the peer got a message we did not compress here.
+
+        Always valid (RFC 7692 §7.1.1.1: context takeover is what a peer allows, not what we must do).
+        """
+        self._compressor = None
 
     def compress(self, data: BytesLike, *, fin: bool) -> bytes:
         """Compress one frame's worth of a message (RFC 7692 §7.2.1).
