@@ -14,7 +14,28 @@ Ids start at 1 again when the server restarts (the hub keeps nothing on disk).
 
 History. Each channel keeps its newest events for replay, at most ``Limits.hub_history_count`` of them and
 ``Limits.hub_history_bytes`` bytes of data (UTF-8), evicting the oldest first. The byte bound is strict: an
-event larger than it on its own is delivered live but not kept, and a replay that needs it reports a reset.
+event larger than it on its own is delivered live but not kept (the channel's older events go with it: the
+history always ends at the newest id), and a replay that needs it reports a reset.
+
+The budget. Anyone may publish, on any number of channels, so the sum needs its own bound:
+``Limits.hub_total_history_bytes`` caps the memory the whole hub's history holds. Each retained event is
+charged its footprint (:attr:`Event.footprint`: its text, its UTF-8 copy and the objects around them, as
+``sys.getsizeof`` counts them, a little above what tracemalloc measures), and each channel that retains
+events its table entry (its name, its empty history and subscriber table: about 1 KiB). Past the budget the
+oldest events *of any channel*, in publish order, are evicted until it holds again: the hub keeps one
+publish-order queue of channels for that, so a publish costs O(1) amortised more, whatever the number of
+channels. Those evictions are like any other: a cursor from before them gets ``reset``. An event whose
+footprint alone is over the budget is delivered live but not kept, as above.
+
+Forgetting channels. A channel with no subscriber and no retained event is forgotten, table entry and all, so
+one-event channels whose events the budget evicted cost nothing once they are gone, and the channel table is
+bounded by the budget (retained channels) plus the subscriptions (the others). Its ids must still never be
+reused for different events: the hub remembers the highest id any forgotten channel reached (one number,
+the *floor*), and a channel created afterwards starts counting after it. A client coming back to a forgotten
+channel with cursor ``c`` (at most that channel's last id, so at most the floor) therefore sees its cursor
+older than the new channel's history, and gets ``reset``; unless ``c`` is the floor itself, which means it
+had every event up to it, and then nothing is missing. Until a channel with events is forgotten the floor
+is 0 and ids start at 1.
 
 Gap signal, never a silent gap. A replay (:meth:`Hub.since`, or :meth:`Hub.subscribe` with a cursor) whose
 cursor can no longer be honoured says so with ``reset=True`` and starts from the oldest retained event:
@@ -41,10 +62,10 @@ answers with what it has and the client polls again). On resume the replay comes
 ``reset`` if the client fell behind that too.
 
 Cost. ``publish`` is O(number of subscribers): one append (or one ``deliver`` call) per subscriber, no
-per-subscriber encoding. Events carry no wire form: each transport derives its own (SSE bytes, JSON text)
-once per event for all its clients with an :class:`~rawrt.hub.memo.EventMemo`. A subscription is a
-``__slots__`` object whose queue is allocated on its first event, so a held long-poll request costs a few
-hundred bytes (measured in ``tests/hub/test_hub.py``).
+per-subscriber encoding, and O(1) amortised for the history and its budget. Events carry no wire form:
+each transport derives its own (SSE bytes, JSON text) once per event for all its clients with an
+:class:`~rawrt.hub.memo.EventMemo`. A subscription is a ``__slots__`` object whose queue is allocated on its
+first event, so a held long-poll request costs a few hundred bytes (measured in ``tests/hub/test_hub.py``).
 
 Direct delivery. A subscription may also have a ``deliver(event) -> bool`` callback (:meth:`Hub.subscribe`):
 while the subscriber is caught up (no replay left, nothing queued), ``publish`` hands it the event instead
@@ -97,6 +118,7 @@ on the queue's empty -> non-empty transition only, so never wait while events ar
 from __future__ import annotations
 
 import logging
+import sys
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -111,6 +133,8 @@ logger = logging.getLogger("rawrt.hub")
 
 # A cursor is a decimal event id. 19 digits fit any id a channel can reach (2**63) and keep int() cheap.
 _MAX_CURSOR_DIGITS = 19
+
+_getsizeof = sys.getsizeof
 
 
 def parse_cursor(text: str) -> int | None:
@@ -137,12 +161,16 @@ class Event:
         data: the payload text.
         data_bytes: ``data`` encoded in UTF-8 (computed at publish: it is what the history's byte bound
             counts).
+        footprint: the bytes of memory the event holds, as the hub's budget
+            (``Limits.hub_total_history_bytes``) and :class:`~rawrt.hub.memo.EventMemo` count them. Computed
+            at publish and stored, so that what eviction gives back is exactly what was charged.
     """
 
     channel: str
     id: int
     data: str
     data_bytes: bytes = field(repr=False, compare=False)
+    footprint: int = field(default=0, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,21 +193,40 @@ class Replay:
 
 
 class _Channel:
-    """A channel's state: id counter, bounded history, subscribers."""
+    """A channel's state: id counter, bounded history, subscribers, and its place in the budget."""
 
-    __slots__ = ("name", "last_id", "history", "history_bytes", "subscribers")
+    __slots__ = ("name", "last_id", "history", "history_bytes", "subscribers", "stale", "cost")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, last_id: int) -> None:
         self.name = name
-        self.last_id = 0
+        self.last_id = last_id
         self.history: deque[Event] = deque()
         self.history_bytes = 0
         # A dict, not a set: O(1) removal *and* a deterministic fan-out order (tests, reproducibility).
         self.subscribers: dict[Subscription, None] = {}
+        # How many of this channel's entries in the hub's publish order stand for events the channel
+        # already evicted by its own bounds: always its oldest entries (both evict oldest first).
+        self.stale = 0
+        # What the channel is charged against the budget while it has entries in the publish order. Stored,
+        # like Event.footprint, so that releasing it gives back exactly what was charged.
+        self.cost = _CHANNEL_OVERHEAD + _getsizeof(name)
 
     def first_id(self) -> int:
         """Id of the oldest retained event; ``last_id + 1`` when nothing is retained."""
         return self.history[0].id if self.history else self.last_id + 1
+
+
+#: What a retained event costs besides its two texts: the Event object, its id and footprint ints, its slot
+#: in the channel's history and in the publish order, and up to four stale publish-order slots (the
+#: compaction bound, Hub._remember).
+_EVENT_OVERHEAD = _getsizeof(Event("", 0, "", b"", 0)) + 2 * _getsizeof(1 << 40) + 6 * 8
+
+#: What a retained channel costs besides its name: the _Channel object, its empty history deque (one
+#: 64-slot block), its empty subscriber dict, and its entry in the hub's table (a few words, over-allocated).
+_CHANNEL_OVERHEAD = _getsizeof(_Channel.__new__(_Channel)) + _getsizeof(deque()) + _getsizeof({}) + 64
+
+#: Stale publish-order entries tolerated before a compaction; past it, up to four per live one.
+_COMPACT_MIN = 1024
 
 
 class Subscription:
@@ -301,13 +348,25 @@ class Hub:
     """Channels of events with ids, bounded history and bounded per-subscriber queues.
 
     Args:
-        limits: ``hub_history_count``, ``hub_history_bytes``, ``hub_queue_size`` and ``poll_max_batch``
-            are used.
+        limits: ``hub_history_count``, ``hub_history_bytes``, ``hub_total_history_bytes``,
+            ``hub_queue_size`` and ``poll_max_batch`` are used.
     """
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self.limits = limits
         self._channels: dict[str, _Channel] = {}
+        # The budget (module docstring): one entry per retained event, in publish order, naming its channel.
+        # The channel's own evictions leave stale entries behind (counted in _Channel.stale and _stale),
+        # skipped when they reach the head and compacted away when they pile up.
+        self._order: deque[_Channel] = deque()
+        self._stale = 0
+        self._footprint = 0  # retained events' footprints plus the costs of the channels holding entries
+        self._floor = 0  # the highest id a forgotten channel reached: new channels count on from it
+
+    @property
+    def history_footprint(self) -> int:
+        """The bytes the history is charged against ``Limits.hub_total_history_bytes`` (module docstring)."""
+        return self._footprint
 
     # --- publishing ----------------------------------------------------------------------------------
 
@@ -331,9 +390,11 @@ class Hub:
             raise InvalidEventError(f"event data is not encodable as UTF-8: {exc}") from None
         chan = self._channels.get(channel)
         if chan is None:
-            chan = self._channels[channel] = _Channel(channel)
+            chan = self._channels[channel] = _Channel(channel, self._floor)
         chan.last_id += 1
-        event = Event(channel, chan.last_id, data, data_bytes)
+        # chan.name, not channel: every event then shares the table's copy of the name.
+        footprint = _EVENT_OVERHEAD + _getsizeof(data) + _getsizeof(data_bytes)
+        event = Event(chan.name, chan.last_id, data, data_bytes, footprint)
         self._remember(chan, event)
 
         # Phase 1: every subscriber gets the event (delivered or queued) before any wake runs, so a wake
@@ -377,21 +438,103 @@ class Hub:
         return event
 
     def _remember(self, chan: _Channel, event: Event) -> None:
-        chan.history.append(event)
-        chan.history_bytes += len(event.data_bytes)
         limits = self.limits
-        # Oldest first, until both bounds hold (strictly: an event over the byte bound evicts itself).
-        while chan.history and (
-            len(chan.history) > limits.hub_history_count or chan.history_bytes > limits.hub_history_bytes
+        history = chan.history
+        size = len(event.data_bytes)
+        if (
+            size > limits.hub_history_bytes
+            or limits.hub_history_count < 1
+            or event.footprint + chan.cost > limits.hub_total_history_bytes
         ):
-            chan.history_bytes -= len(chan.history.popleft().data_bytes)
+            # Not kept. The history must end at the newest id (since() counts on contiguous ids), so the
+            # channel's older events go too; evicting the other channels' events for it would be no use.
+            while history:
+                self._drop_oldest(chan)
+        else:
+            if not history and not chan.stale:
+                self._footprint += chan.cost  # the channel's first entry in the publish order
+            history.append(event)
+            chan.history_bytes += size
+            self._footprint += event.footprint
+            self._order.append(chan)
+            # The channel's own bounds: its oldest first, until both hold.
+            while len(history) > limits.hub_history_count or chan.history_bytes > limits.hub_history_bytes:
+                self._drop_oldest(chan)
+            # The budget: the oldest of any channel first. The event just kept, and its channel, fit on
+            # their own (checked above), so this stops before reaching them.
+            budget = limits.hub_total_history_bytes
+            while self._footprint > budget:
+                self._evict_oldest()
+        order = self._order
+        # Stale entries at the head go at once: with one busy channel, that is every one of them.
+        while order and order[0].stale:
+            self._evict_oldest()
+        if self._stale > _COMPACT_MIN and self._stale > 4 * (len(order) - self._stale):
+            self._compact()
+        if not history and not chan.stale and not chan.subscribers and self._channels.get(chan.name) is chan:
+            # Nothing kept (not even stale entries: released and forgotten above, if it had any), and
+            # nobody listening: forgotten like any other ("Forgetting channels").
+            self._forget(chan)
+
+    def _drop_oldest(self, chan: _Channel) -> None:
+        """Evict the channel's oldest event by its own bounds; its publish-order entry becomes stale."""
+        old = chan.history.popleft()
+        chan.history_bytes -= len(old.data_bytes)
+        self._footprint -= old.footprint
+        chan.stale += 1
+        self._stale += 1
+
+    def _evict_oldest(self) -> None:
+        """Take the head of the publish order: evict that event, or drop the entry if it is stale."""
+        chan = self._order.popleft()
+        if chan.stale:
+            chan.stale -= 1
+            self._stale -= 1
+        else:
+            old = chan.history.popleft()
+            chan.history_bytes -= len(old.data_bytes)
+            self._footprint -= old.footprint
+        if not chan.history and not chan.stale:
+            self._release(chan)
+
+    def _compact(self) -> None:
+        """Rebuild the publish order without its stale entries (O(n), once per 4n stale: O(1) amortised)."""
+        order: deque[_Channel] = deque()
+        released: list[_Channel] = []
+        for chan in self._order:
+            if chan.stale:
+                # A channel's stale entries are its oldest: the first ones met here.
+                chan.stale -= 1
+                if not chan.stale and not chan.history:
+                    released.append(chan)
+            else:
+                order.append(chan)
+        self._order = order
+        self._stale = 0
+        for chan in released:
+            self._release(chan)
+
+    def _release(self, chan: _Channel) -> None:
+        """The channel has no entry left in the publish order: uncharge it, and forget it if unwatched."""
+        self._footprint -= chan.cost
+        if not chan.subscribers:
+            self._forget(chan)
+
+    def _forget(self, chan: _Channel) -> None:
+        del self._channels[chan.name]
+        # Its ids must never be reused for other events (module docstring, "Forgetting channels").
+        if chan.last_id > self._floor:
+            self._floor = chan.last_id
 
     # --- reading -------------------------------------------------------------------------------------
 
     def last_id(self, channel: str) -> int:
-        """The id of the channel's newest event; 0 if nothing was ever published on it."""
+        """The id of the channel's newest event; for a channel the hub does not have, where one would start.
+
+        That is 0 until the hub forgot a channel with events, then the floor (module docstring).
+        """
         chan = self._channels.get(channel)
-        return chan.last_id if chan is not None else 0
+        return chan.last_id if chan is not None else self._floor
 
     def subscriber_count(self, channel: str) -> int:
         """How many open subscriptions the channel has."""
@@ -422,8 +565,9 @@ class Hub:
             raise ValueError(f"limit must be >= 0, not {limit}")
         chan = self._channels.get(channel)
         if chan is None:
-            # Nothing was ever published here: only cursor 0 is a position in this channel.
-            return Replay((), 0, cursor != 0, False)
+            # Nothing retained here, and nobody listening: the channel would start at the floor, the only
+            # position in it (0 until a channel with events was forgotten: module docstring).
+            return Replay((), self._floor, cursor != self._floor, False)
         first = chan.first_id()
         reset = cursor < first - 1 or cursor > chan.last_id
         if reset:
@@ -489,7 +633,7 @@ class Hub:
             raise ValueError(f"cursor must be >= 0, not {cursor}")
         chan = self._channels.get(channel)
         if chan is None:
-            chan = self._channels[channel] = _Channel(channel)
+            chan = self._channels[channel] = _Channel(channel, self._floor)
         last = chan.last_id
         reset = False
         if cursor is None:
@@ -514,7 +658,10 @@ class Hub:
         # A channel is only forgotten once it has no subscriber, so this one is still there.
         chan = self._channels[sub.channel]
         del chan.subscribers[sub]
-        # A channel nobody published on and nobody listens to is forgotten, so clients subscribing to
-        # made-up names leave nothing behind. One with events is kept: its ids must never restart.
-        if not chan.subscribers and chan.last_id == 0:
-            del self._channels[sub.channel]
+        if not chan.subscribers:
+            # A dict never shrinks: a crowd that left must not keep its table alive with the channel.
+            chan.subscribers = {}
+            # Nothing retained and nobody listening: forgotten, so clients subscribing to made-up names, or
+            # to channels whose events were all evicted, leave nothing behind ("Forgetting channels").
+            if not chan.history and not chan.stale:
+                self._forget(chan)

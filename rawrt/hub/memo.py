@@ -11,6 +11,11 @@ The hub's :class:`~rawrt.hub.Event` carries no encoding of its own: it knows not
   overlapping ranges, so the memo also keeps the forms of the most recent events it computed, bounded in
   count and in size.
 
+A kept form keeps its event alive too, even after the hub evicted it (by a channel's bounds or by the
+budget, ``Limits.hub_total_history_bytes``): so the size bound counts both, ``len(form)`` plus the event's
+:attr:`~rawrt.hub.Event.footprint`. Whatever the hub evicts, a memo holds at most ``max_size`` bytes of
+events and forms, plus the one event it answered last.
+
 Only the identity of the event matters, never its fields: two hubs both have an event 1 of channel "a".
 """
 
@@ -29,8 +34,9 @@ F = TypeVar("F", bound=Sized)
 #: (``Limits.poll_max_batch``, 1,000) several times over, so clients replaying the same recent range share it.
 MEMO_EVENTS = 4096
 
-#: How many bytes (``len`` of the forms) an :class:`EventMemo` keeps by default: the bound that matters when
-#: events are large; each kept form also keeps its event alive past the history's own bounds.
+#: How many bytes an :class:`EventMemo` keeps by default, counting each form (``len``) and the event it keeps
+#: alive (its ``footprint``): the bound that matters when events are large, and what the memo may hold of
+#: events the hub already evicted.
 MEMO_SIZE = 4 * 1024 * 1024
 
 
@@ -38,14 +44,16 @@ class EventMemo(Generic[F]):
     """One derived form per event (``derive(event)``, e.g. its SSE bytes), computed once and shared.
 
     :meth:`get` returns the same object for the same event for as long as the memo keeps it: always for the
-    event asked for last, and for the recent ones until ``max_events`` forms or ``max_size`` of their length
-    are kept, when the memo starts afresh (cheaper than tracking an order, and a miss only costs one
-    ``derive``). Not thread-safe, like the hub: use it from the event loop's thread.
+    event asked for last, and for the recent ones until ``max_events`` forms or ``max_size`` bytes (forms'
+    length plus the events' footprints) are kept, when the memo starts afresh (cheaper than tracking an
+    order, and a miss only costs one ``derive``). Not thread-safe, like the hub: use it from the event
+    loop's thread.
 
     Args:
         derive: computes the form of an event; must depend on the event alone.
         max_events: the most forms kept besides the last one.
-        max_size: the most ``len()`` of forms kept besides the last one.
+        max_size: the most bytes kept besides the last one: ``len()`` of the forms plus the footprints of
+            their events (:attr:`Event.footprint`).
     """
 
     __slots__ = ("_last_event", "_last", "_derive", "_kept", "_kept_size", "max_events", "max_size")
@@ -83,7 +91,7 @@ class EventMemo(Generic[F]):
         return len(self._kept)
 
     def _keep(self, event: Event, form: F) -> None:
-        size = len(form)
+        size = len(form) + event.footprint
         if len(self._kept) >= self.max_events or self._kept_size + size > self.max_size:
             self._kept.clear()
             self._kept_size = 0

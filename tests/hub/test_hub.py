@@ -116,7 +116,7 @@ class TestEvent:
 
     def test_no_wire_forms(self) -> None:
         # SSE bytes, HTTP chunks, JSON: the transports' (rawrt.sse.event_bytes, rawrt.polling.event_json).
-        assert Event.__slots__ == ("channel", "id", "data", "data_bytes")
+        assert Event.__slots__ == ("channel", "id", "data", "data_bytes", "footprint")
 
 
 class TestHistory:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
+
 from rawrt.hub import Event, EventMemo, Hub
+from rawrt.limits import Limits
 
 
 class Encoder:
@@ -65,16 +69,24 @@ class TestBounds:
         memo.get(events[0])
         assert encoder.calls == [*events, events[0]]
 
-    def test_size_bound(self) -> None:
+    def test_size_bound_counts_forms_and_their_events(self) -> None:
         encoder = Encoder()
-        memo = EventMemo(encoder, max_size=10)  # b"<0123>" is 6 bytes: one fits, two do not
         hub = Hub()
         a, b = hub.publish("a", "0123"), hub.publish("a", "4567")
+        one = len(b"<0123>") + a.footprint  # the form, and the event it keeps alive
+        memo = EventMemo(encoder, max_size=one + one // 2)  # one fits, two do not
         memo.get(a)
         memo.get(b)
         assert len(memo) == 1
         memo.get(a)
         assert encoder.calls == [a, b, a]
+
+    def test_an_event_footprint_alone_can_exceed_the_bound(self) -> None:
+        encoder = Encoder()
+        event = Hub().publish("a", "x" * 100)
+        memo = EventMemo(encoder, max_size=len(b"<>") + 100 + event.footprint - 1)
+        memo.get(event)
+        assert len(memo) == 0
 
     def test_form_larger_than_the_bound_is_only_the_last(self) -> None:
         encoder = Encoder()
@@ -84,3 +96,24 @@ class TestBounds:
         assert len(memo) == 0
         assert memo.get(event) is form  # still shared by a fan-out
         assert encoder.calls == [event]
+
+
+class TestEvictedEvents:
+    """A memo cannot keep what the hub evicted alive past its own bound (module docstring)."""
+
+    def test_memory_bounded_by_max_size_after_the_hub_evicted_everything(self) -> None:
+        max_size = 256 * 1024
+        memo = EventMemo(lambda event: event.data_bytes, max_size=max_size)
+        hub = Hub(Limits(hub_total_history_bytes=64 * 1024))
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for i in range(200):
+                memo.get(hub.publish(f"c{i % 7}", "x" * 20_000))  # 4 MB published, the hub keeps 64 KiB
+            held = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        assert hub.history_footprint <= 64 * 1024
+        # The hub's budget, the memo's bound, and the last event (its form shares the event's bytes here).
+        assert held < 64 * 1024 + max_size + 64 * 1024
