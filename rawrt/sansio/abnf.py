@@ -15,6 +15,7 @@ from ..limits import MAX_CHUNK_SIZE_DIGITS
 __all__ = [
     "TOKEN",
     "TOKEN_RE",
+    "TCHARS_RE",
     "REQUEST_LINE_RE",
     "FIELD_LINE_RE",
     "FIELD_VALUE_RE",
@@ -32,8 +33,12 @@ __all__ = [
 
 # RFC 9110 §5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|"
 #                          / "~" / DIGIT / ALPHA ;  token = 1*tchar
-TOKEN = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
+TCHAR = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]"
+TOKEN = TCHAR + rb"+"
 TOKEN_RE = re.compile(TOKEN)
+# ``*tchar``: how far a method (a token, RFC 9110 §9.1) reaches at the start of a request line still being
+# received. No cap needed: the request line itself is capped by ``max_request_line``.
+TCHARS_RE = re.compile(TCHAR + rb"*")
 
 # RFC 9112 §3: request-line = method SP request-target SP HTTP-version
 #   method = token; HTTP-version = HTTP-name "/" DIGIT "." DIGIT (§2.3).

@@ -159,6 +159,47 @@ class TestRequestLine:
         out = parse(line + b"\r\n" + HOST + b"\r\n")
         assert type(out.error) is RemoteProtocolError and out.status == 400
 
+    # The first bytes of a TLS 1.3 ClientHello (RFC 8446 §5.1: record type 22 handshake, legacy version 3.1,
+    # length; §4.1.2: type 1 client_hello, length, legacy_version 3.3): what a browser sends to https://
+    # pointed at the plaintext port.
+    CLIENT_HELLO = bytes.fromhex("16 03 01 02 00 01 00 01 fc 03 03") + bytes(32)
+
+    def test_tls_client_hello_is_400_at_once(self) -> None:
+        # Issue 10 #10: no CRLF will ever come; the first byte already shows this is not a request line.
+        out = parse(self.CLIENT_HELLO)
+        assert out.status == 400 and out.events == [] and type(out.error) is RemoteProtocolError
+        assert "looks like a TLS handshake on a plaintext port" in str(out.error)
+        assert "'\\x16'" in str(out.error)  # what was received, and only the byte that was checked
+
+    def test_tls_client_hello_with_crlfs_in_it_gets_the_same_answer(self) -> None:
+        # A complete "head" (its random bytes happen to hold CRLF CRLF) takes parse_head's path: same text.
+        data = self.CLIENT_HELLO + b"\r\n\r\n"
+        assert str(parse(data).error) == str(parse(self.CLIENT_HELLO).error)
+
+    @pytest.mark.parametrize(
+        ("data", "received"),
+        [
+            (b"\x00", "'\\x00'"),
+            (b"{", "'{'"),
+            (b"GET\x00", "'GET\\x00'"),
+            (b"G(T / HTTP/1.1", "'G('"),
+            (b"\r\nGET\t/", "'GET\\x09'"),
+            (b"\xff\xfe", "'\\xff'"),
+        ],
+    )
+    def test_bytes_that_cannot_start_a_request_line_are_400_at_once(self, data: bytes, received: str) -> None:
+        # RFC 9112 §3: request-line = method SP ...; method = token (RFC 9110 §9.1). No EOF, no CRLF: the
+        # answer must not wait for the header timeout.
+        out = parse(data)
+        assert out.status == 400 and out.events == []
+        assert f"received {received}" in str(out.error) and "method token then SP" in str(out.error)
+
+    @pytest.mark.parametrize("data", [b"G", b"M-SEARCH", b"GET ", b"\r", b"\r\n", b"\r\n\r\nPO", b"GET\r"])
+    def test_a_request_line_still_possible_waits(self, data: bytes) -> None:
+        # A method still arriving, or the empty lines RFC 9112 §2.2 allows before the request line.
+        out = parse(data)
+        assert out.error is None and out.events == []
+
     def test_http09_request_is_400_never_a_09_answer(self) -> None:
         # §2.3 / Appendix C.1: "GET /" with no version is HTTP/0.9; rawrt answers it with an HTTP/1.1 400.
         out = parse(b"GET /\r\n\r\n")
@@ -593,6 +634,27 @@ class TestChunked:
 
     def test_bare_lf_after_chunk_size(self) -> None:
         assert parse(post_chunked(b"5\nhello\r\n0\r\n\r\n")).status == 400
+
+    @pytest.mark.parametrize(
+        ("body", "message"),
+        [
+            (b"5\n", "chunk-size line ends in a bare LF"),
+            (b"5;a=b\n", "chunk-size line ends in a bare LF"),
+            (b"\n", "chunk-size line ends in a bare LF"),
+            (b"5\r\nhello\r\n0\n", "chunk-size line ends in a bare LF"),
+            (b"5\r\nhello\n", "not followed by CRLF: '\\x0a'"),
+            (b"5\r\nhelloX", "not followed by CRLF: 'X'"),
+            (b"0\r\n\n", "bare LF in the trailer section"),
+            (b"0\r\nX: y\n", "bare LF in the trailer section"),
+            (b"0\r\nX: y\r\n\n", "bare LF in the trailer section"),
+        ],
+    )
+    def test_bare_lf_is_refused_as_soon_as_it_arrives(self, body: bytes, message: str) -> None:
+        # Issue 10 #9, RFC 9112 §7.1: chunk lines end in CRLF. A bare LF used to leave the decoder waiting for
+        # a CRLF that never came, until the body timeout; now the LF itself is the error (no EOF here).
+        out = parse(post_chunked(body))
+        assert out.status == 400 and type(out.error) is RemoteProtocolError
+        assert message in str(out.error)
 
     @pytest.mark.parametrize("after", [b"X\r\n0\r\n\r\n", b"\n0\r\n\r\n", b"\rX0\r\n\r\n", b"\r"])
     def test_chunk_data_not_followed_by_crlf(self, after: bytes) -> None:

@@ -56,6 +56,12 @@ class EndOfBody:
 # The end of every body that has no trailer section: one immutable value, never rebuilt.
 _END = EndOfBody()
 
+# RFC 9112 §7.1 writes every line of the chunked coding with CRLF; §2.2's leniency (a recipient MAY take a
+# bare LF as a line end) is not taken, as for the head: a bare LF is how smuggling attacks split lines
+# differently from a front end.
+_BARE_LF = "lines end with CRLF (RFC 9112 §7.1)"
+_BARE_LF_CHUNK = f"chunk-size line ends in a bare LF: {_BARE_LF}"
+
 
 def _check_eof(eof: bool, where: str) -> None:
     """Waiting for more bytes is fine, unless the peer has closed: then the body can never be complete."""
@@ -144,35 +150,44 @@ class ChunkedDecoder:
                     self._phase = "crlf"
                 return data
             if phase == "crlf":
-                if len(buf) < 2:
+                # Each byte is judged as soon as it arrives: a bare LF (or anything but CR) after the data
+                # is refused at once, not after waiting for a second byte that may never come.
+                ahead = buf.data
+                if len(ahead) < 2 and (not ahead or ahead[0] == 0x0D):
                     _check_eof(eof, "after chunk data")
                     return None
-                if buf.data[:2] != b"\r\n":
-                    # Only the two bytes that were checked: more would make the text depend on the split.
-                    raise RemoteProtocolError(
-                        f"chunk data not followed by CRLF: {printable(bytes(buf.data[:2]))}"
-                    )
+                if ahead[0] != 0x0D or ahead[1] != 0x0A:
+                    # Only the bytes that were checked: more would make the text depend on the split.
+                    checked = ahead[:1] if ahead[0] != 0x0D else ahead[:2]
+                    raise RemoteProtocolError(f"chunk data not followed by CRLF: {printable(bytes(checked))}")
                 buf.consume(2)
                 self._phase = "size"
                 continue
             if phase == "size":
-                # RFC 9112 §7.1: chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
-                end = buf.find_from_mark(b"\r\n")
+                # RFC 9112 §7.1: chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF. The search is for the
+                # LF, so that a bare one (a lenient line end, which is a request-smuggling class: a front end
+                # that accepts it splits the body differently) is refused as soon as it arrives, instead of
+                # waiting for a CRLF until the body timeout.
+                lf = buf.find_from_mark(b"\n")
                 max_line = MAX_CHUNK_SIZE_DIGITS + self.limits.max_chunk_ext
-                if end < 0:
+                if lf < 0:
                     # + 1: the line's CR may already be here without its LF (same answer however split).
                     if len(buf) > max_line + 1:
                         raise RemoteProtocolError(f"chunk-size line longer than {max_line} bytes")
                     _check_eof(eof, "in a chunk-size line")
                     return None
+                end = lf - 1  # where the CR must be
                 if end > max_line:
                     raise RemoteProtocolError(f"chunk-size line longer than {max_line} bytes")
-                line = buf.consume(end + 2)[:end]
+                if end < 0 or buf.data[end] != 0x0D:
+                    raise RemoteProtocolError(_BARE_LF_CHUNK)
+                line = buf.consume(lf + 1)[:end]
                 match = abnf.CHUNK_LINE_RE.fullmatch(line)
                 if match is None:
                     raise RemoteProtocolError(f"invalid chunk-size line {printable(line)} (RFC 9112 §7.1)")
                 size = int(match.group(1), 16)
                 if size == 0:
+                    self._remaining = 0  # from now on: how far the trailer section has been scanned
                     self._phase = "trailers"
                     continue
                 self.received += size
@@ -183,21 +198,30 @@ class ChunkedDecoder:
                 self._phase = "data"
                 continue
             # "trailers": RFC 9112 §7.1.2: trailer-section = *( field-line CRLF ), then CRLF.
-            if buf.data[:2] == b"\r\n":
+            pending = buf.data
+            if pending[:2] == b"\r\n":
                 buf.consume(2)
                 return _END
-            end = buf.find_from_mark(b"\r\n\r\n")
+            # Line by line, each LF looked at once (``_remaining`` is the scan offset in this phase): a bare
+            # LF is refused when it arrives; the section ends at the first CRLF CRLF.
             limit = self.limits.max_header_bytes
-            if end < 0:
-                # + 3: up to three bytes of the closing CRLF CRLF may be here already (split-independence).
-                if len(buf) > limit + 3:
+            scan = self._remaining
+            while (lf := pending.find(b"\n", scan)) >= 0:
+                # + 3: the closing CRLF CRLF may start at limit, its LF at limit + 3 (split-independence:
+                # a longer section was refused below before this LF arrived).
+                if lf > limit + 3:
                     raise LimitExceeded(f"trailer section larger than {limit} bytes", status_hint=431)
-                _check_eof(eof, "in the trailer section")
-                return None
-            block = buf.consume(end + 4)[:end]
-            if len(block) > limit:
+                if lf == 0 or pending[lf - 1] != 0x0D:
+                    raise RemoteProtocolError(f"bare LF in the trailer section: {_BARE_LF}")
+                if lf >= 3 and pending[lf - 3 : lf - 1] == b"\r\n":
+                    self._remaining = 0
+                    return EndOfBody(buf.consume(lf + 1)[: lf - 3])
+                scan = lf + 1
+            self._remaining = len(pending)
+            if len(pending) > limit + 3:
                 raise LimitExceeded(f"trailer section larger than {limit} bytes", status_hint=431)
-            return EndOfBody(block)
+            _check_eof(eof, "in the trailer section")
+            return None
 
 
 #: Any of the three readers.

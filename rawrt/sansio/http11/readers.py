@@ -35,6 +35,9 @@ __all__ = ["check_head_prefix", "parse_head", "parse_trailers"]
 _SPECIAL_NAME_LENGTHS = frozenset({14, 17, 4, 10, 6, 7})
 # Transfer codings rawrt knows of but does not decode (RFC 9110 §7.8 registry): 501, not 400.
 _TE_KNOWN_CODINGS = frozenset({b"gzip", b"x-gzip", b"deflate", b"compress", b"x-compress"})
+# After a method's tchars, the bytes that do not (yet) show a broken request line: its SP, and the CR and LF
+# that the line-end checks judge.
+_METHOD_END_OK = b"\r\n"
 
 # The last Host value found valid. Whether a Host value is valid depends on its bytes alone, and a client
 # sends the same Host on every request (and every client of a server mostly the same one), so a value equal
@@ -75,7 +78,13 @@ def check_head_prefix(data: bytearray, n: int, limits: Limits) -> None:
     # A CR that the next byte shows is not part of a CRLF: a bare CR in the request line.
     cr = data.find(b"\r", 0, n)
     at_cr = cr + 2 if 0 <= cr < n - 1 and data[cr + 1] != 0x0A else never
-    first = min(at_414, at_431, at_lf, at_cr)
+    # RFC 9112 §3: request-line = method SP ...; method = token (RFC 9110 §9.1). The first byte that can
+    # neither continue the method nor be the SP after it shows that no request line is coming (a TLS
+    # ClientHello on the plaintext port, another protocol, noise): answered at once, not at the header
+    # timeout. A CR or LF there is left to the line-end checks above and to parse_head (the leading CRLFs
+    # that §2.2 allows before a request line were skipped by the caller).
+    at_method = _bad_method_end(data, n) or never
+    first = min(at_414, at_431, at_lf, at_cr, at_method)
     if first == never:
         return
     if first == at_414:
@@ -84,7 +93,35 @@ def check_head_prefix(data: bytearray, n: int, limits: Limits) -> None:
         raise LimitExceeded(f"header section larger than {limits.max_header_bytes} bytes", status_hint=431)
     if first == at_lf:
         raise RemoteProtocolError("bare LF in request head: lines must end with CRLF (RFC 9112 §2.2)")
-    raise RemoteProtocolError("bare CR in request line (RFC 9112 §2.2)")
+    if first == at_cr:
+        raise RemoteProtocolError("bare CR in request line (RFC 9112 §2.2)")
+    raise RemoteProtocolError(_explain_method(bytes(data[:at_method])))
+
+
+def _bad_method_end(data: bytes | bytearray, n: int) -> int:
+    """Where the ``method SP`` that starts ``data[:n]`` is broken (the bad byte's index + 1), or 0."""
+    match = abnf.TCHARS_RE.match(data, 0, n)
+    assert match is not None  # ``*tchar`` matches everywhere, if only the empty string
+    end = match.end()
+    if end < n and data[end] not in _METHOD_END_OK and (end == 0 or data[end] != 0x20):
+        return end + 1
+    return 0
+
+
+def _explain_method(received: bytes) -> str:
+    """The error for a request line whose start cannot be ``method SP``; ``received`` ends with the bad byte.
+
+    Only those bytes are quoted, so the text is the same however the head was split.
+    """
+    if received[0] == 0x16:
+        # TLS record type 22 (handshake, RFC 8446 §5.1): the first byte of every ClientHello.
+        return (
+            f"received {printable(received)}, which looks like a TLS handshake on a plaintext port: "
+            "this port speaks HTTP/1.1 without TLS (use http://, or the TLS port)"
+        )
+    if received[-1] in b" \t" and len(received) == 1:
+        return f"request line starts with whitespace: {printable(received)}"
+    return f"received {printable(received)}: a request line starts with a method token then SP (RFC 9112 §3)"
 
 
 def parse_head(whole: bytes, end: int, limits: Limits) -> Request:
@@ -220,6 +257,9 @@ def _finish_head(method: bytes, target: bytes, http_version: bytes, headers: Hea
 
 
 def _explain_request_line(line: bytes) -> str:
+    bad = _bad_method_end(line, len(line))
+    if bad:
+        return _explain_method(line[:bad])  # what check_head_prefix says when the head arrives byte by byte
     parts = line.split(b" ")
     if len(parts) == 2 and parts[1].startswith(b"/"):
         # RFC 9112 §2.3 / Appendix C.1: HTTP/0.9 requests have no version; rawrt answers them with a
