@@ -42,7 +42,7 @@ class ConfigError(Exception):
 # --- Values argparse checks (type= functions) -----------------------------------------------------------
 
 #: Binary suffixes a size may carry (``16MiB``, ``64KiB``); a bare number is bytes.
-_SIZE = re.compile(r"(?P<number>[0-9][0-9_]*)\s*(?P<unit>B|KiB|MiB|GiB)?", re.IGNORECASE)
+_SIZE = re.compile(r"(?P<number>[0-9]+(?:_[0-9]+)*)\s*(?P<unit>B|KiB|MiB|GiB)?", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
 
 
