@@ -354,8 +354,12 @@ class ServerConnection(Streaming, RequestBody):
     # ------------------------------------------------------------------------------------------ shutdown
 
     def abort_idle(self) -> None:
-        """Shutdown: close this connection now if it is waiting for a request."""
-        if self.idle and self.task is not None and self.websocket is None:
+        """Shutdown: close this connection now if it is waiting for a request.
+
+        Not if a request has arrived but is not read yet: closing then would lose it (and the unread bytes
+        would make our close a reset, RFC 9112 §9.6); it is answered, with ``Connection: close``.
+        """
+        if self.idle and self.task is not None and self.websocket is None and not self.stream.buffered:
             self.task.cancel()
 
 

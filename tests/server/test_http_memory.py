@@ -231,3 +231,18 @@ class TestResolve:
             assert app.resolve(f"M{i}", "/", False).status == 405
         route = app.match("/")
         assert route is not None and len(route[0].resolved) <= 16
+
+
+class TestShutdownRace:
+    """A request that arrived just as the shutdown began (not read yet) is answered, not dropped."""
+
+    @pytest.mark.asyncio
+    async def test_request_arrived_but_unread_at_shutdown_is_answered(self) -> None:
+        conn = MemoryConnection(create_app())
+        await conn.feed(b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
+        conn.stream.data_received(b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")  # the task has not run yet
+        await conn.server.shutdown(timeout=2.0)  # runs at once, before the connection task does
+        out = await conn.finish()
+        responses = out.split(b"HTTP/1.1 200 OK")[1:]
+        assert len(responses) == 2
+        assert b"connection: close" in responses[1]
