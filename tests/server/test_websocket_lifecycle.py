@@ -565,9 +565,12 @@ class TestBroadcast:
         app = App()
         app.websocket("/room", limits=fast())(member)
         calls: list[tuple[int, int]] = []
+        compressed: list[tuple[int, int]] = []
 
         def spy(opcode: int, payload: bytes, **kwargs: object) -> bytes:
             calls.append((opcode, len(payload)))
+            if kwargs.get("rsv"):
+                compressed.append((opcode, len(payload)))
             return encode_frame(opcode, payload, **kwargs)  # type: ignore[arg-type]
 
         async with running(app) as server:
@@ -583,7 +586,10 @@ class TestBroadcast:
                 assert await broadcast(members, "hello room") == 5
                 assert await broadcast(members, b"\x00binary") == 5
                 monkeypatch.undo()
-                assert calls == [(0x1, 10), (0x2, 7)]  # once per message, not once per client
+                # Once per message and wire form, not once per client: the four plain clients share one
+                # frame, the deflate client gets one compressed frame (RSV1) built for its parameters.
+                assert [opcode for opcode, _ in compressed] == [0x1, 0x2]
+                assert sorted(calls) == sorted([(0x1, 10), (0x2, 7), *compressed])
                 for ws in [deflated, *plain]:
                     assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "hello room"
                     assert await asyncio.wait_for(ws.recv(), TIMEOUT) == b"\x00binary"
