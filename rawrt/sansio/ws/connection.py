@@ -72,6 +72,42 @@ def _utf8_error(exc: UnicodeDecodeError) -> RemoteProtocolError:
     return RemoteProtocolError(f"invalid UTF-8 in text: {exc.reason} {printable(bad)}", close_code=1007)
 
 
+def _detach(exc: BaseException) -> BaseException:
+    """``exc``, and the exceptions chained to it, made safe to keep in ``failure`` (issue 10 #2).
+
+    A traceback holds its frames, and the frames hold their locals: the inflated output of a deflate bomb, a
+    fragment, the received chunk, and ``self``, which holds ``failure``: a reference cycle that keeps all of
+    it until a full garbage collection. So a peer's error (a ``ProtocolError``, whose message says all there
+    is to say) keeps no traceback at all; a bug keeps its traceback for the adapter's log, with every frame
+    that has returned cleared of its locals (the frames still running cannot be cleared: they hold only the
+    chunk being parsed and the connection, whose message buffers ``_after_close`` empties). A context that
+    ``raise ... from None`` suppressed is never shown, so it is dropped (a ``UnicodeDecodeError`` holds
+    the whole message it was decoding).
+    """
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if isinstance(link, ProtocolError):
+            link.__traceback__ = None
+        else:
+            tb = link.__traceback__
+            while tb is not None:
+                try:
+                    tb.tb_frame.clear()
+                except RuntimeError:  # a frame still running (receive_data's own)
+                    pass
+                tb = tb.tb_next
+        if link.__suppress_context__:
+            link.__context__ = None
+        link = link.__cause__ if link.__cause__ is not None else link.__context__
+    return exc
+
+
+def _discard(conn: WebSocketConnection, data: BytesLike) -> None:
+    """The parser once CLOSED: drop everything."""
+
+
 def _truncate_reason(reason: str) -> str:
     """Cut ``reason`` to the 123 UTF-8 bytes a close frame can carry, on a character boundary."""
     return reason.encode()[:123].decode("utf-8", "ignore")
@@ -140,17 +176,24 @@ class WebSocketConnection:
         self._eof_received = False
         self._eof_sent = False
         # Receiving a fragmented message (§5.4): its opcode (0 = none in progress), whether its first
-        # frame had RSV1 (RFC 7692 §6), its size so far, and its parts.
+        # frame had RSV1 (RFC 7692 §6), and its payload so far. The payload is one bytearray that each
+        # fragment is appended to, never a list of fragments: §5.4 puts no bound on how many fragments a
+        # message has, and empty ones (or compressed ones that inflate to nothing) would each cost a list
+        # slot (40 M of them held 333 MiB against a 1 MiB message limit, issue 10 #4). Appended, they cost
+        # nothing, so a message in progress holds at most ``max_message_size`` bytes (plus the bytearray's
+        # over-allocation) however it is cut, with no fragment-count limit to tune or to break a peer that
+        # streams in small pieces. Text is appended as received and validated as it arrives by
+        # ``_decoder`` (whose output is dropped); it is decoded once, whole, at the end.
         self._in_opcode = 0
         self._in_compressed = False
-        self._in_size = 0
-        self._in_text: list[str] = []
-        self._in_bytes: list[bytes] = []
+        self._in_data = bytearray()
         self._decoder = _UTF8_DECODER()
         # The frame parser; replaced by a discarder once the connection is closed (§7.1.7: "MUST NOT
         # continue to attempt to process data ... after being instructed to _Fail the WebSocket
-        # Connection_"; §5.5.1: nothing after a close frame is a frame).
-        self._parse: Callable[[BytesLike], None] = self._receive
+        # Connection_"; §5.5.1: nothing after a close frame is a frame). A plain function, called with
+        # ``self``: a bound method stored on ``self`` would be a reference cycle, and would keep every
+        # dropped connection (its buffers, its zlib state) alive until a garbage collection (issue 10 #2).
+        self._parse: Callable[[WebSocketConnection, BytesLike], None] = WebSocketConnection._receive
         # Sending a fragmented message: its opcode (0 = none in progress) and whether it is compressed.
         self._out_opcode = 0
 
@@ -185,11 +228,11 @@ class WebSocketConnection:
         """
         # The one place where errors become close codes (STYLE §4).
         try:
-            self._parse(data)
+            self._parse(self, data)
         except ProtocolError as exc:
-            self._fail(exc.close_code, str(exc), exc)
+            self._fail(exc.close_code, str(exc), _detach(exc))
         except Exception as exc:  # a bug: 1011, and no details for the peer (§7.4.1)
-            self._fail(CloseCode.INTERNAL_ERROR, "", exc)
+            self._fail(CloseCode.INTERNAL_ERROR, "", _detach(exc))
 
     def receive_eof(self) -> None:
         """Tell the connection that the peer closed its write side. Never raises.
@@ -258,7 +301,6 @@ class WebSocketConnection:
             if self._in_opcode:
                 raise RemoteProtocolError("new data frame while a fragmented message is in progress")
             self._in_opcode = opcode
-            self._in_size = 0
             self._in_compressed = bool(b0 & RSV1)
             if opcode == _TEXT:
                 self._decoder.reset()
@@ -268,29 +310,26 @@ class WebSocketConnection:
             if b0 & RSV1:
                 # RFC 7692 §6.1: RSV1 is set on the first frame of a compressed message only.
                 raise RemoteProtocolError("RSV1 set on a continuation frame")
+        in_data = self._in_data
         if self._in_compressed:
             assert self.extension is not None  # the reader refuses RSV1 without it
             payload = self.extension.decompress(
-                payload, fin=bool(fin), max_length=self.max_message_size - self._in_size
+                payload, fin=bool(fin), max_length=self.max_message_size - len(in_data)
             )
-        self._in_size += len(payload)
         if self._in_opcode == _TEXT:
-            # Decode as the fragments arrive, so invalid UTF-8 fails at the first bad fragment
+            # Validate as the fragments arrive, so invalid UTF-8 fails at the first bad fragment
             # (Autobahn 6.4.x "fail fast") instead of at the end of a long message.
             try:
-                text = self._decoder.decode(payload, bool(fin))
+                self._decoder.decode(payload, bool(fin))
             except UnicodeDecodeError as exc:
                 raise _utf8_error(exc) from None
-            self._in_text.append(text)
-        else:
-            self._in_bytes.append(payload)
+        in_data += payload
         if fin:
             if self._in_opcode == _TEXT:
-                self._events.append(TextMessage("".join(self._in_text)))
-                self._in_text = []
+                self._events.append(TextMessage(in_data.decode()))  # valid: checked above
             else:
-                self._events.append(BinaryMessage(b"".join(self._in_bytes)))
-                self._in_bytes = []
+                self._events.append(BinaryMessage(bytes(in_data)))
+            in_data.clear()  # frees its buffer: an idle connection holds no message memory
             self._in_opcode = 0
             self._reader.budget = self.max_message_size
         elif self._in_compressed:
@@ -298,7 +337,7 @@ class WebSocketConnection:
             # reader to recognise them by, so lift the reader's budget to the frame limit.
             self._reader.budget = self.max_frame_size
         else:
-            self._reader.budget = self.max_message_size - self._in_size
+            self._reader.budget = self.max_message_size - len(in_data)
 
     def _receive_control(self, b0: int, opcode: int, payload: bytes) -> None:
         """A close, ping or pong (§5.5); may be interleaved with a fragmented message's frames."""
@@ -331,10 +370,9 @@ class WebSocketConnection:
 
     def _after_close(self) -> None:
         """Entered CLOSED: stop parsing, and as a server close TCP first (§7.1.1)."""
-        self._parse = self._discard
+        self._parse = _discard
         self._buf.clear()
-        self._in_text = []
-        self._in_bytes = []
+        self._in_data.clear()
         if self.role is Role.SERVER:
             self._send_eof()
 
@@ -348,9 +386,6 @@ class WebSocketConnection:
         if was_open and code != CloseCode.ABNORMAL_CLOSURE:
             self._write_close(code, _truncate_reason(reason))
         self._after_close()
-
-    def _discard(self, data: BytesLike) -> None:
-        """The parser once CLOSED: drop everything."""
 
     # --- Sending --------------------------------------------------------------------------------------
 
