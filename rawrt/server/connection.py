@@ -174,13 +174,15 @@ class ServerConnection(Streaming, RequestBody):
         root_path = server.root_path
         scheme = server.scheme
         while True:
-            if transport.is_closing():
-                # Reset or aborted (a send timeout): pipelined requests still buffered are for nobody.
-                return
             # Waiting for a request head: the keep-alive timeout while nothing has arrived, then the header
             # timeout from the first byte (slowloris: a head must arrive within a bound, not trickle on).
             self.idle = self.conn.buffered_bytes == 0
-            if self.server.closing and self.idle:
+            if self.idle:
+                if server.closing:
+                    return
+            elif transport.is_closing():
+                # Pipelined requests buffered for a client that reset, or that a send timeout aborted: they
+                # are for nobody (a read would notice the loss; parsing what is buffered would not).
                 return
             request: Request | None = None
             try:

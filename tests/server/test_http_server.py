@@ -10,8 +10,8 @@ a second so the whole module runs in seconds.
 from __future__ import annotations
 
 import asyncio
-import re
 import logging
+import re
 import socket
 import time
 from collections.abc import AsyncIterator
