@@ -265,8 +265,6 @@ def _explain_request_line(line: bytes) -> str:
         # RFC 9112 §2.3 / Appendix C.1: HTTP/0.9 requests have no version; rawrt answers them with a
         # normal 400 rather than a 0.9-style bare body.
         return f"HTTP/0.9 request line without a version: {printable(line)}"
-    if line[:1] in (b" ", b"\t"):
-        return f"request line starts with whitespace: {printable(line)}"
     return f"malformed request line {printable(line)}: expected 'METHOD SP target SP HTTP/1.1'"
 
 
