@@ -22,6 +22,7 @@ from rawrt.sansio.ws.deflate import (
     PerMessageDeflate,
     accept_client_response,
     client_offer,
+    compress_message,
     negotiate_server,
 )
 from rawrt.sansio.ws.frames import RSV1, Opcode, encode_frame
@@ -258,6 +259,30 @@ class TestConnection:
         assert conn.state is State.OPEN
         conn.receive_data(encode_frame(Opcode.CONT, sender.compress(bytes(1), fin=True), mask_key=KEY))
         assert isinstance(conn.failure, LimitExceeded)
+
+
+class TestSharedCompression:
+    """One compressed message for many connections (``compress_message``, used by broadcasts)."""
+
+    def test_fresh_compressor_output_inflates_on_any_receiver(self) -> None:
+        sender = PerMessageDeflate(local_max_window_bits=12)
+        assert sender.share_key == (12, sender.level, sender.mem_level)
+        message = b"Hello, Hello, Hello"
+        shared = compress_message(message, sender.share_key)
+        # RFC 7692 §7.1.1.1: a receiver that keeps its window (context takeover) inflates it too, after
+        # other messages.
+        receiver = PerMessageDeflate(remote_max_window_bits=12)
+        first = sender.compress(b"earlier", fin=True)
+        assert receiver.decompress(first, fin=True, max_length=100) == b"earlier"
+        assert receiver.decompress(shared, fin=True, max_length=100) == message
+
+    def test_forget_context_starts_from_an_empty_window(self) -> None:
+        sender = PerMessageDeflate()
+        sender.compress(b"Hello", fin=True)
+        context = sender.compress(b"Hello", fin=True)  # refers back to the first message
+        sender.forget_context()
+        fresh = sender.compress(b"Hello", fin=True)
+        assert fresh == compress_message(b"Hello", sender.share_key) != context
 
 
 # --- Negotiation -------------------------------------------------------------------------------------------
