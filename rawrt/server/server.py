@@ -136,6 +136,8 @@ class Server:
         self._shutdown_event: asyncio.Event | None = None
         #: The connections' tasks (and the refusals'), which a graceful shutdown waits for.
         self.tasks: set[asyncio.Task[None]] = set()
+        #: The 503s being sent (sockets outside the connection count, bounded in _accept).
+        self._refusals: set[asyncio.Task[None]] = set()
         self._reaper: asyncio.Task[None] | None = None
         self.loop_time: Callable[[], float] = time.monotonic
         timeouts = [
@@ -232,15 +234,22 @@ class Server:
             return
         loop = asyncio.get_running_loop()
         if len(self.connections) >= self.max_connections and not self._shed():
-            # Over the cap: a one-shot 503 (RFC 9110 §15.6.4) so the client knows to retry, then close.
             assert stream.transport is not None
+            if len(self._refusals) >= max(16, self.max_connections // 16):
+                # A flood at the cap: each 503 holds its socket for up to LINGER_TIMEOUT, so their number is
+                # bounded too (within the cap's headroom of descriptors); past it, a reset at once.
+                stream.transport.abort()
+                return
+            # Over the cap: a one-shot 503 (RFC 9110 §15.6.4) so the client knows to retry, then close.
             stream.transport.write(
                 b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
                 b"content-length: 20\r\nretry-after: 1\r\nconnection: close\r\n\r\nserver at capacity.\n"
             )
             task = loop.create_task(_refuse(stream))
             self.tasks.add(task)
+            self._refusals.add(task)
             task.add_done_callback(self.tasks.discard)
+            task.add_done_callback(self._refusals.discard)
             return
         conn = ServerConnection(self, stream)
         self.connections.add(conn)

@@ -113,6 +113,9 @@ class Session:
             except (TimeoutError, asyncio.TimeoutError):
                 ws.abort()
             await ws.wait_connection_lost(1.0)
+            # Still open (a peer that does not read keeps a graceful close waiting on its buffer): abort,
+            # so that no socket outlives its place in the connection count (max_connections).
+            ws.abort()
 
 
 async def handshake(

@@ -239,3 +239,27 @@ class TestGoneClient:
         # The pipelining depth is bounded by the write buffer, and a reset stops the rest.
         assert after < 1000, after
         assert len(answered) < n
+
+
+class TestRefusalFlood:
+    @pytest.mark.asyncio
+    async def test_refusals_past_their_bound_are_reset(self) -> None:
+        # max_connections=1: at most 16 lingering 503s; the 17th connection onwards is reset at once.
+        async with running(abuse_app([]), Limits(max_connections=1)) as server:
+            busy = await connect(server)
+            await busy.send(b"GET /c HTTP/1.1\r\n")  # a head in progress: not idle, not shed
+            await wait_for(lambda: len(server.connections) == 1 and not next(iter(server.connections)).idle)
+            flood = [await connect(server) for _ in range(20)]
+            try:
+                await wait_for(lambda: len(server._refusals) == 16)
+                outcomes = []
+                for c in flood:
+                    try:
+                        outcomes.append(await c.read_until_eof())
+                    except ConnectionResetError:
+                        outcomes.append(b"reset")
+                assert sum(o.startswith(b"HTTP/1.1 503") for o in outcomes) == 16
+                assert sum(o in (b"reset", b"") for o in outcomes) == 4
+            finally:
+                for c in [busy, *flood]:
+                    await c.close()
