@@ -9,14 +9,19 @@ is bounded by ``httpwire.TIMEOUT``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import ssl
 import time
+import tracemalloc
+import zlib
 
 import pytest
 from httpwire import TIMEOUT, client, running
+from test_websocket_wire import handshake, masked, read_frame
 
 from rawrt.app import App, Request, Response
-from rawrt.limits import DEFAULT_LIMITS
+from rawrt.limits import DEFAULT_LIMITS, Limits, MiB
+from rawrt.websocket import WebSocket
 
 #: Far below header_timeout and body_timeout: the answer came from the parser, not from a timer.
 PROMPT = 1.0
@@ -91,3 +96,45 @@ class TestTLSOnThePlaintextPort:
                     asyncio.open_connection(server.host, server.port, ssl=context), TIMEOUT
                 )
             assert time.monotonic() - start < PROMPT
+
+
+class TestFailedWebSocketMemory:
+    """Issue 10 #2: a connection failed by a deflate bomb frees the inflated data when it goes, with no GC."""
+
+    LIMIT = 8 * MiB
+
+    @pytest.mark.asyncio
+    async def test_bomb_memory_comes_back_without_gc(self) -> None:
+        app = App()
+
+        @app.websocket("/echo", limits=Limits(ws_max_message_size=self.LIMIT, ws_max_frame_size=self.LIMIT))
+        async def echo(ws: WebSocket) -> None:
+            async for message in ws:
+                await ws.send(message)
+
+        compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+        bomb = b"".join(compressor.compress(bytes(MiB)) for _ in range(32))
+        bomb = (bomb + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]  # 32 MiB of zeros in ~32 KB
+        gc.collect()
+        gc.disable()
+        tracemalloc.start()
+        try:
+            async with running(app) as server:
+                async with client(server) as c:
+                    await c.send(handshake("/echo", "Sec-WebSocket-Extensions: permessage-deflate"))
+                    assert (await c.read_head()).status == 101
+                    before = tracemalloc.get_traced_memory()[0]
+                    await c.send(masked(0x2, bomb, rsv=0x40))
+                    close = await read_frame(c)
+                    assert (close.opcode, close.payload[:2]) == (0x8, (1009).to_bytes(2, "big"))
+                    assert await c.read_until_eof() == b""
+                for _ in range(100):  # the server lets go of the connection (bounded: 1 s)
+                    if not server.connections:
+                        break
+                    await asyncio.sleep(0.01)
+                held = tracemalloc.get_traced_memory()[0] - before
+                # Before the fix the failure's traceback kept LIMIT + 1 inflated bytes in a reference cycle.
+                assert held < MiB, held
+        finally:
+            tracemalloc.stop()
+            gc.enable()
