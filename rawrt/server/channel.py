@@ -29,6 +29,7 @@ __all__ = [
     "ServerSide",
     "access_log",
     "error_log",
+    "write_access_log",
 ]
 
 error_log = logging.getLogger("rawrt.error")
@@ -183,24 +184,36 @@ class Channel(Deadline):
         ``sent`` (the body's bytes) None when unknown."""
         if not access_log.isEnabledFor(logging.INFO):
             return
-        client = request.client if request is not None else self.client
         started = getattr(self, "started", 0.0)
         duration = asyncio.get_running_loop().time() - started if started else 0.0
         self.started = 0.0
-        fields: dict[str, object] = {
-            "client_addr": f"{client[0]}:{client[1]}" if client else "-",
-            "status_code": status,
-            "bytes": "-" if sent is None else sent,
-            "duration": duration,
-            "duration_ms": duration * 1000,
-        }
-        if request is not None:
-            fields["request_line"] = f"{request.method} {request.target} HTTP/{request.http_version}"
-            fields["method"], fields["target"] = request.method, request.target
-            fields["http_version"] = request.http_version
-            fields["referer"] = request.headers.get("referer") or "-"
-            fields["user_agent"] = request.headers.get("user-agent") or "-"
-        else:
-            fields.update(request_line="-", method="-", target="-", http_version="-", referer="-")
-            fields["user_agent"] = "-"
-        access_log.info(self.server.access_log_format, fields)
+        client = request.client if request is not None else self.client
+        write_access_log(self.server.access_log_format, client, request, status, sent, duration)
+
+
+def write_access_log(
+    fmt: str,
+    client: tuple[str, int] | None,
+    request: Request | None,
+    status: int,
+    sent: int | None,
+    duration: float,
+) -> None:
+    """Log one exchange on ``rawrt.access`` in the format ``fmt`` (fields: :data:`ACCESS_LOG_FIELDS`)."""
+    fields: dict[str, object] = {
+        "client_addr": f"{client[0]}:{client[1]}" if client else "-",
+        "status_code": status,
+        "bytes": "-" if sent is None else sent,
+        "duration": duration,
+        "duration_ms": duration * 1000,
+    }
+    if request is not None:
+        fields["request_line"] = f"{request.method} {request.target} HTTP/{request.http_version}"
+        fields["method"], fields["target"] = request.method, request.target
+        fields["http_version"] = request.http_version
+        fields["referer"] = request.headers.get("referer") or "-"
+        fields["user_agent"] = request.headers.get("user-agent") or "-"
+    else:
+        fields.update(request_line="-", method="-", target="-", http_version="-", referer="-")
+        fields["user_agent"] = "-"
+    access_log.info(fmt, fields)

@@ -19,7 +19,7 @@ from ..app import App
 from ..limits import DEFAULT_LIMITS, Limits
 from ..websocket import WebSocket
 from ..websocket.handover import ByteStream
-from .channel import ACCESS_LOG_FIELDS, DEFAULT_ACCESS_LOG_FORMAT, error_log
+from .channel import ACCESS_LOG_FIELDS, DEFAULT_ACCESS_LOG_FORMAT, error_log, write_access_log
 from .connection import ServerConnection, close_in_stages
 from .proxy import TrustedProxies
 
@@ -126,6 +126,8 @@ class Server:
                 f"bad access_log_format {self.access_log_format!r} ({exc!r}); "
                 f"fields: {', '.join(ACCESS_LOG_FIELDS)}"
             ) from None
+        if ssl is not None:
+            _watch_plain_http(ssl, self.access_log_format)
         #: The connection cap in force: ``limits.max_connections``, or sized from RLIMIT_NOFILE at start().
         self.max_connections = limits.max_connections or default_max_connections(None)
         self.uds: str | None = None
@@ -328,6 +330,35 @@ class Server:
             with contextlib.suppress(OSError):
                 os.unlink(self.uds)
         error_log.info("shutdown done in %.3f s", time.monotonic() - started)
+
+
+def _watch_plain_http(context: _ssl.SSLContext, fmt: str) -> None:
+    """Log plain HTTP sent to the TLS port (an ``http://`` URL for an ``https://`` server).
+
+    OpenSSL recognises it (``SSL_R_HTTP_REQUEST``) and fails the handshake, which asyncio reports to no one:
+    the connection is closed before any protocol of ours sees it, and nothing can be answered in plaintext
+    from inside the TLS layer. The context's TLS objects are given a subclass that logs that failure, as an
+    access line ``"-" 400`` (no request line was parsed, no response is sent: the client sees the connection
+    close, where nginx would send its 400) and an INFO line on ``rawrt.error``. The peer's address is not
+    known at that level.
+    """
+    base = context.sslobject_class
+    if getattr(base, "_rawrt_watches_plain_http", False):
+        return
+
+    class PlainHTTPWatch(base):  # type: ignore[valid-type,misc]
+        _rawrt_watches_plain_http = True
+
+        def do_handshake(self) -> None:
+            try:
+                super().do_handshake()
+            except _ssl.SSLError as exc:
+                if exc.reason == "HTTP_REQUEST":
+                    error_log.info("plain HTTP received on the TLS port: the client should use https://")
+                    write_access_log(fmt, None, None, 400, None, 0.0)
+                raise
+
+    context.sslobject_class = PlainHTTPWatch
 
 
 def _remove_stale_socket(path: str) -> None:

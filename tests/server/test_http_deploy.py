@@ -10,7 +10,10 @@ import json
 import logging
 import os
 import re
+import shutil
 import socket
+import ssl
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -269,3 +272,30 @@ class TestStartStop:
             assert response.header(b"connection") == b"close"
             await asyncio.wait_for(c.reader.read(), TIMEOUT)  # a clean close, not a reset
             await asyncio.wait_for(stopping, TIMEOUT)
+
+
+# ------------------------------------------------------------------------------------------ TLS port
+
+OPENSSL = shutil.which("openssl")
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="the openssl command is not installed")
+class TestPlainHTTPOnTheTLSPort:
+    @pytest.mark.asyncio
+    async def test_logged(self, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        assert OPENSSL is not None
+        cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+        subprocess.run(
+            [OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert)]
+            + ["-days", "1", "-subj", "/CN=localhost"],
+            check=True,
+            capture_output=True,
+        )
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        caplog.set_level(logging.INFO, logger="rawrt.access")
+        async with serving(deploy_app(), ssl=context) as server:
+            async with client(server) as c:
+                await c.send(get("/who"))
+                assert await c.read_until_eof() == b""  # the TLS layer closes it
+        assert access_lines(caplog) == ['- - "-" 400 - "-" "-" T']
