@@ -946,6 +946,25 @@ class TestHalfClose:
 class TestErrorState:
     """After a protocol error the connection is in ERROR and parses nothing more (anti-smuggling)."""
 
+    def test_pending_error_keeps_no_reference_cycle(self) -> None:
+        # Issue 10 #2's pattern: an error kept for the next call must not hold the connection (and its buffer)
+        # in a cycle through its traceback's frames, or a dropped connection waits for the GC.
+        import gc
+        import weakref
+
+        gc.collect()
+        gc.disable()
+        try:
+            conn = HTTPConnection()
+            conn.receive_data(post_chunked(b"5\r\nhello\r\nzz\r\n"))
+            assert [type(e) for e in conn.events_received()] == [Request]
+            assert conn.events_received() == [Data(b"hello")]  # the error waits for the next call
+            alive = weakref.ref(conn)
+            del conn
+            assert alive() is None
+        finally:
+            gc.enable()
+
     def test_bytes_after_a_rejected_request_are_never_parsed(self) -> None:
         conn = HTTPConnection()
         conn.receive_data(b"GET / HTTP/1.1\r\nX : y\r\n\r\n" + GET)

@@ -218,7 +218,9 @@ class HTTPConnection:
             self.client_state = State.ERROR
             if not events:
                 raise
-            self._pending_error = exc
+            # Kept without its traceback: the frames would hold this connection (and its buffer) in a
+            # reference cycle until a garbage collection, should the caller never ask again (issue 10 #2).
+            self._pending_error = exc.with_traceback(None)
         return events
 
     def _next_event(self) -> Event | None:
