@@ -113,6 +113,10 @@ def _truncate_reason(reason: str) -> str:
     return reason.encode()[:123].decode("utf-8", "ignore")
 
 
+#: The most pongs queued back to back before the last is replaced by the most recent ping's (§5.5.3).
+_MAX_PONG_RUN = 16
+
+
 class WebSocketConnection:
     """One WebSocket connection after the opening handshake (RFC 6455 §5-§7).
 
@@ -137,9 +141,11 @@ class WebSocketConnection:
             peer's fault, anything else for a bug (sent as 1011 without details). Log it.
     """
 
-    #: The last pong queued in the output, while it is still there (not yet taken by ``data_to_send``). A
-    #: class attribute until the first ping, so a connection that is never pinged carries no extra field.
+    #: The last pong queued in the output, while it is still there (not yet taken by ``data_to_send``), and
+    #: how many pongs precede it back to back. Class attributes until the first ping, so a connection that is
+    #: never pinged carries no extra field.
     _queued_pong: bytes | None = None
+    _pong_run = 0
 
     def __init__(
         self,
@@ -358,11 +364,18 @@ class WebSocketConnection:
             self._events.append(Ping(payload))
             # §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in response". §5.5.3:
             # one that "has not yet sent Pong frame(s) in response to previous Ping frame(s) ... MAY elect to
-            # send a Pong frame for only the most recently processed Ping frame": a flood of pings read in
-            # one batch queues one pong, not one per ping (the pong is the last output: no frame follows it).
+            # send a Pong frame for only the most recently processed Ping frame". Each ping gets its pong up
+            # to _MAX_PONG_RUN pongs queued back to back (Autobahn 2.10 expects all ten of ten); past that,
+            # a flood read in one batch has its last pong replaced by the most recent ping's, so the output
+            # holds at most _MAX_PONG_RUN pongs however many pings the batch held.
             out = self._out
             if out and out[-1] is self._queued_pong:
-                out.pop()
+                if self._pong_run >= _MAX_PONG_RUN:
+                    out.pop()
+                else:
+                    self._pong_run += 1
+            else:
+                self._pong_run = 1
             self._send_frame(Opcode.PONG, payload, Input.SEND_CONTROL)
             self._queued_pong = self._out[-1]
         else:
