@@ -168,6 +168,8 @@ class Soak:
         self.close_codes: Counter[int] = Counter()
         self.statuses: Counter[str] = Counter()
         self.hello_ms: float | None = None
+        #: When the probe's request in flight was sent (None: none in flight).
+        self.hello_started: float | None = None
         self.abuse: list[dict[str, Any]] = []
         self.marks: list[dict[str, Any]] = []
         self.t0 = time.monotonic()
@@ -685,13 +687,14 @@ async def hello_probe(soak: Soak, until: float) -> None:
     """Once a second, time a ``GET /hello`` on a keep-alive connection (None while it fails)."""
     conn = HTTPConn(soak.port)
     while time.monotonic() < until:
-        t = time.monotonic()
+        t = soak.hello_started = time.monotonic()
         try:
             status, _ = await asyncio.wait_for(conn.call(soak, "GET", "/hello"), 5)
             soak.hello_ms = 1000 * (time.monotonic() - t) if status == 200 else None
         except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError):
             soak.hello_ms = None
             conn.close()
+        soak.hello_started = None
         await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - t)))
     conn.close()
 
@@ -1229,7 +1232,8 @@ async def restart(soak: Soak, server: ServerProc) -> None:
             break
         await asyncio.sleep(0.1)
     shutdown = await old_stopped
-    mark["old_shutdown_s"] = None if shutdown is None else round(shutdown, 2)
+    # From the SIGTERM (stop() only waited, from when the new server was listening).
+    mark["old_shutdown_s"] = None if shutdown is None else round(soak.t() - t_term, 2)
 
 
 # ------------------------------------------------------------------------------------------- sampler
@@ -1287,7 +1291,10 @@ async def sampler(soak: Soak, server: ServerProc, until: float, samples: list[di
         sample["fds"] = _fd_count(pid)
         worst = lag.read()
         sample["loop_lag_ms"] = None if worst is None else round(1000 * worst, 2)
-        sample["hello_ms"] = None if soak.hello_ms is None else round(soak.hello_ms, 2)
+        hello = soak.hello_ms
+        if soak.hello_started is not None and time.monotonic() - soak.hello_started > 0.5:
+            hello = 1000 * (time.monotonic() - soak.hello_started)  # still waiting: at least that long
+        sample["hello_ms"] = None if hello is None else round(hello, 2)
         try:
             cpu_now = cpu_seconds(pid)
             if pid == cpu_pid:
@@ -1547,7 +1554,10 @@ def resources_table(summary: dict[str, Any]) -> str:
             if restart
             else "–",
         ),
-        ("restart: old server's graceful shutdown", f"{restart.get('old_shutdown_s')} s" if restart else "–"),
+        (
+            "restart: old server's graceful shutdown (SIGTERM to exit)",
+            f"{restart.get('old_shutdown_s')} s" if restart else "–",
+        ),
         (
             "restart: every client resumed on the new run",
             f"{restart.get('all_resumed_after_s')} s after SIGTERM" if restart else "–",
