@@ -217,8 +217,10 @@ class Server:
 
     @property
     def host(self) -> str:
+        """The address actually bound (the socket's path on a Unix domain socket)."""
         assert self._server is not None
-        return str(self._server.sockets[0].getsockname()[0])
+        name = self._server.sockets[0].getsockname()
+        return str(name[0]) if isinstance(name, tuple) else str(name)
 
     async def _reap(self) -> None:
         """Time out the connections whose bounded wait has passed its deadline (one task for all)."""
@@ -267,7 +269,13 @@ class Server:
         """
         oldest = None
         for conn in self.connections:
-            if conn.idle and conn.requests_served and not conn.timed_out and conn.websocket is None:
+            if (
+                conn.idle
+                and conn.requests_served
+                and not conn.timed_out
+                and conn.websocket is None
+                and not conn.stream.buffered  # a request just arrived: not idle after all
+            ):
                 if oldest is None or conn.deadline < oldest.deadline:
                     oldest = conn
         if oldest is None:

@@ -165,6 +165,7 @@ class TestUnixSocket:
         server = Server(deploy_app())
         await server.start(uds=path)
         try:
+            assert (server.host, server.port) == (path, 0)
             reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(path), TIMEOUT)
             c = Client(reader, writer)
             await c.send(get("/who"))
