@@ -14,6 +14,7 @@ Rooms:
   * :mod:`.streaming` -- streaming responses and the synchronous *push*.
 
 * :mod:`.upgrade` -- the WebSocket opening handshake on a connection, and the take-over after the 101.
+* :mod:`.proxy` -- the client's address and scheme from a trusted proxy's ``X-Forwarded-*`` / ``Forwarded``.
 * :mod:`.dates` -- the ``Date`` header.
 """
 
