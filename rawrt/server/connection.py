@@ -131,11 +131,7 @@ class ServerConnection(Streaming, RequestBody):
                             await self._linger()
                         self.stream.close()
                     try:
-                        await asyncio.wait_for(self.stream.wait_closed(), 1.0)
-                    except Exception:
-                        # A client that does not read keeps a graceful close waiting on its buffer: abort,
-                        # so the socket is gone before it stops counting against max_connections.
-                        self.transport.abort()
+                        await self._wait_closed()
                     except asyncio.CancelledError:
                         self.transport.abort()
                         raise
@@ -145,6 +141,32 @@ class ServerConnection(Streaming, RequestBody):
                 self.server.connections.discard(self)
                 if task is not None:
                     self.server.tasks.discard(task)
+
+    async def _wait_closed(self) -> None:
+        """Wait until the socket is closed: the last response may still be going out (a graceful close
+        sends the buffer first), as long as the client keeps reading it. A client that stops reading for
+        ``send_timeout`` would keep the socket (and its buffer) forever: it is aborted, so no socket outlives
+        its place in the connection count (max_connections)."""
+        transport = self.transport
+        send_timeout = self.limits.send_timeout
+        last = transport.get_write_buffer_size()
+        stalled = 0.0
+        while True:
+            try:
+                await asyncio.wait_for(self.stream.wait_closed(), 1.0)
+                return
+            except (TimeoutError, asyncio.TimeoutError):
+                pass
+            size = transport.get_write_buffer_size()
+            if size < last:
+                last, stalled = size, 0.0  # still taking our bytes: a slow reader, not a stalled one
+                continue
+            stalled += 1.0
+            if send_timeout is not None and stalled >= send_timeout:
+                transport.abort()
+                with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+                    await asyncio.wait_for(self.stream.wait_closed(), 1.0)
+                return
 
     async def _linger(self) -> None:
         """Close in stages when the client may still be sending (an error answered mid-request).

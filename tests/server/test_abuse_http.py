@@ -263,3 +263,25 @@ class TestRefusalFlood:
             finally:
                 for c in [busy, *flood]:
                     await c.close()
+
+
+class TestSlowReader:
+    @pytest.mark.asyncio
+    async def test_slow_but_steady_reader_gets_the_whole_last_response(self) -> None:
+        # Not a stalled client: each drain makes progress within send_timeout, and the close that follows
+        # the last response waits for it as long as the client keeps reading.
+        limits = Limits(send_timeout=0.5, write_high_water=16 * KiB)
+        async with running(abuse_app([]), limits) as server:
+            c = await stalled_client(server)
+            try:
+                await c.send(get("/big", "Connection: close"))
+                received = 0
+                while True:
+                    chunk = await asyncio.wait_for(c.reader.read(256 * KiB), TIMEOUT)
+                    if not chunk:
+                        break
+                    received += len(chunk)
+                    await asyncio.sleep(0.01)
+                assert received > len(BIG)  # the head and the whole body, then a clean EOF
+            finally:
+                await c.close()
