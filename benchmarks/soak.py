@@ -1820,6 +1820,20 @@ def main() -> None:
             "\n".join(f"- {count:,} × {line}" for line, count in summary["server_log_errors"].items())
             or "- none"
         )
+        abuse_text = (
+            "No abuse patterns (`--no-abuse`)."
+            if args.no_abuse
+            else f"Abuse, twice each: a ping flood ({args.flood_mib} MiB cap), {args.slowloris} slowloris "
+            f"heads, {args.pipeline:,} pipelined requests then RST, a stalled 16 MiB POST, an 8 MiB echo "
+            f"never read, {args.tls} TLS ClientHellos on the plaintext port."
+        )
+        restart_text = (
+            "No restart (`--no-restart`)."
+            if args.no_restart
+            else "A graceful restart (SIGTERM, a new server on the same port) half-way: the in-memory hub "
+            'restarts its ids, so resuming clients get a reset signal ("honest resets"; the events they '
+            "skip are not losses)."
+        )
         write_section(
             "soak",
             f"""## Soak: {len(soak.subs):,} mixed connections for {args.seconds:g} s (`benchmarks/soak.py`)
@@ -1829,12 +1843,9 @@ to core 0; every client, the publisher and the probes in one process on {args.lo
 {len(soak.subs):,} subscribers (mix {args.mix}) over {args.channels} channels, each starting from cursor 0;
 {args.rate:g} events/s published for {args.seconds:g} s ({args.payload} B each); short polls every
 {args.poll_interval:g} s. Churn: {args.churn:.2%} of the clients per second get a reset (RST), a
-half-close, a slow read (2 to 15 s) or a reconnect, and resume from their cursor. Abuse, twice each: a
-ping flood ({args.flood_mib} MiB cap), {args.slowloris} slowloris heads, {args.pipeline:,} pipelined
-requests then RST, a stalled 16 MiB POST, an 8 MiB echo never read, {args.tls} TLS ClientHellos on the
-plaintext port. A graceful restart (SIGTERM, new server on the same port) half-way: the in-memory hub
-restarts its ids, so resuming clients get a reset signal ("honest resets"; the events they skip are not
-losses). Lost = ids skipped with no reset signal + events still missing after the drain. Machine:
+half-close, a slow read (2 to 15 s) or a reconnect, and resume from their cursor. {abuse_text}
+{restart_text} Lost = ids skipped with no reset signal + events still missing after the drain; latency
+counts live deliveries (published after the connection was made, on a connection never paused). Machine:
 {machine()}; 1-minute load average {load_before:.1f} before the run, {load_after:.1f} after.
 
 {events_text}
