@@ -35,7 +35,7 @@ class StreamPush:
     per event, and it touches only its own few fields (docs/topics/performance.md).
     """
 
-    __slots__ = ("live", "chunked", "transport", "high_water", "connection")
+    __slots__ = ("live", "chunked", "transport", "high_water", "connection", "sent")
 
     def __init__(self, connection: Channel) -> None:
         #: False once the body is over (the last chunk may be out): pushes are refused from then on.
@@ -44,6 +44,8 @@ class StreamPush:
         self.transport = connection.transport
         self.high_water = connection.limits.write_high_water
         self.connection = connection
+        #: Body bytes pushed (for the access log).
+        self.sent = 0
 
     def __call__(self, piece: bytes, /) -> bool:
         """Write a piece of the body now. Returns whether the transport still has room (at most
@@ -66,7 +68,7 @@ class StreamPush:
             connection = self.connection
             connection.conn.send_data(piece)
             connection.flush()
-        self.connection.sent += len(piece)
+        self.sent += len(piece)
         return transport.get_write_buffer_size() <= self.high_water
 
 
@@ -138,7 +140,7 @@ class Streaming(DisconnectWatch):
                 raise ClientGone from None
             raise
         finally:
-            self.log_access(request, response.status, self.sent)
+            self.log_access(request, response.status, self.sent + (pusher.sent if pusher is not None else 0))
             self._cancel_on_disconnect = False
             self.streaming = False
             if pusher is not None:
