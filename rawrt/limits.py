@@ -103,9 +103,11 @@ class Limits:
     hub_history_count: int = 10_000
     #: Bytes of event data kept per channel for replay; the oldest go first past it.
     hub_history_bytes: int = 16 * MiB
-    #: Bytes of event data kept for replay across ALL channels (anyone may publish, so the sum needs its own
-    #: bound): past it the oldest events of any channel are evicted (a later replay reports ``reset``).
-    #: 64 MiB: four full channels' worth of ``hub_history_bytes``.
+    #: Bytes of memory the history holds across ALL channels (anyone may publish, so the sum needs its own
+    #: bound): each event counts its text, its UTF-8 copy and ~200 bytes of objects, each channel holding
+    #: events ~1 KiB plus its name. Past it the oldest events of any channel are evicted (a later replay
+    #: reports ``reset``), and channels left with no event and no subscriber are forgotten. 64 MiB: two
+    #: channels full to ``hub_history_bytes`` of ASCII text, or about 50,000 one-event channels.
     hub_total_history_bytes: int = 64 * MiB
     #: Long-poll hold time when the client asks for none, and the most it may ask for.
     longpoll_default_timeout: float = 30.0
