@@ -10,7 +10,8 @@ Ids. Each channel numbers its events 1, 2, 3, ... in publish order, with no hole
 all four transports share: the SSE ``id:`` field (sent back as ``Last-Event-ID``), the WebSocket message's
 ``id``, the long-poll ``cursor`` parameter. A cursor ``c`` means "I have every event up to ``c``"; 0 means
 "nothing yet". So a client can switch technique, or reconnect, and resume with nothing lost or repeated.
-Ids start at 1 again when the server restarts (the hub keeps nothing on disk).
+Ids start at 1 again when the server restarts (the hub keeps nothing on disk). A channel created after the
+hub forgot others starts after their highest id instead (see "Forgetting channels").
 
 History. Each channel keeps its newest events for replay, at most ``Limits.hub_history_count`` of them and
 ``Limits.hub_history_bytes`` bytes of data (UTF-8), evicting the oldest first. The byte bound is strict: an
@@ -29,13 +30,17 @@ footprint alone is over the budget is delivered live but not kept, as above.
 
 Forgetting channels. A channel with no subscriber and no retained event is forgotten, table entry and all, so
 one-event channels whose events the budget evicted cost nothing once they are gone, and the channel table is
-bounded by the budget (retained channels) plus the subscriptions (the others). Its ids must still never be
-reused for different events: the hub remembers the highest id any forgotten channel reached (one number,
-the *floor*), and a channel created afterwards starts counting after it. A client coming back to a forgotten
-channel with cursor ``c`` (at most that channel's last id, so at most the floor) therefore sees its cursor
-older than the new channel's history, and gets ``reset``; unless ``c`` is the floor itself, which means it
-had every event up to it, and then nothing is missing. Until a channel with events is forgotten the floor
-is 0 and ids start at 1.
+bounded by the budget (retained channels) plus the subscriptions (the others). (A channel whose events its
+own bounds evicted still has their entries in the publish order: it stays, charged, until they are dropped,
+at the head of the queue or by the next compaction.) Its ids must still never be reused for different
+events: the hub remembers the highest id any forgotten channel reached (one number, the *floor*), and a
+channel created afterwards starts counting after it. A client coming back to a forgotten channel with
+cursor ``c`` (at most that channel's last id, so at most the floor) therefore sees its cursor older than the
+new channel's history, and gets ``reset``; unless ``c`` is the floor itself, which means it had every event
+up to it, and then nothing is missing. The price is a reset where none was needed: a cursor of 0, or one
+from a channel forgotten before the floor last rose, is reported as a gap on a new channel. Until a
+channel with events is forgotten the floor is 0 and ids start at 1; :meth:`Hub.last_id` and
+:meth:`Hub.since` answer for a channel the hub does not have as for an empty channel at the floor.
 
 Gap signal, never a silent gap. A replay (:meth:`Hub.since`, or :meth:`Hub.subscribe` with a cursor) whose
 cursor can no longer be honoured says so with ``reset=True`` and starts from the oldest retained event:
