@@ -1411,7 +1411,11 @@ async def soak_run(args: argparse.Namespace, port: int, server: ServerProc) -> d
     for task in tasks:
         task.cancel()
     sampling.cancel()
-    await asyncio.gather(*tasks, sampling, return_exceptions=True)
+    for outcome in await asyncio.gather(*tasks, sampling, return_exceptions=True):
+        if isinstance(outcome, Exception):
+            # A load generator's own failure must not pass for a quiet server.
+            soak.notes[f"the load generator failed: {outcome!r}"] += 1
+            print(f"load generator task failed: {outcome!r}", file=sys.stderr)
     if restarting is not None and not restarting.done():
         restarting.cancel()
         await asyncio.gather(restarting, return_exceptions=True)
