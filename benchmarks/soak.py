@@ -1665,6 +1665,10 @@ def chart(samples: list[dict[str, Any]], summary: dict[str, Any], title: str) ->
                 return y0 + panel_h - panel_h * v / hi
 
             step = 10 ** math.floor(math.log10(hi / 2)) if hi > 0 else 1
+            for factor in (1, 2, 5, 10):  # at most about 6 grid lines
+                if hi / (step * factor) <= 6:
+                    break
+            step *= factor
             ticks = [k * step for k in range(int(hi / step) + 1)]
         out.append(
             f'<rect x="{left}" y="{y0}" width="{plot_w}" height="{panel_h}" fill="none" stroke="#cbd5e0"/>'
