@@ -139,16 +139,14 @@ class Request:
         *,
         client: tuple[str, int] | None = None,
         source: BodySource | None = None,
-        scheme: str = "http",
-        root_path: str = "",
     ) -> None:
         self.method = method
         self.target = target
         self.http_version = http_version
         self.headers = headers
         self.client = client
-        self.scheme = scheme
-        self.root_path = root_path
+        self.scheme = "http"
+        self.root_path = ""
         self.path_params: dict[str, str] = {}
         self.trailers = Headers()
         self._source = source
@@ -163,12 +161,15 @@ class Request:
             parts = urlsplit(target)
             raw_path, self.query_string = parts.path or "/", parts.query
         self.path = unquote(raw_path) if "%" in raw_path else raw_path
-        if root_path:
-            # ASGI's root_path: the app routes the path below its mount point. A target outside the prefix
-            # (a proxy that strips it already) is routed as it is.
-            path = self.path
-            if path.startswith(root_path) and (len(path) == len(root_path) or path[len(root_path)] == "/"):
-                self.path = path[len(root_path) :] or "/"
+
+    def mount(self, root_path: str) -> None:
+        """Set :attr:`root_path` (ASGI's): the app routes the path below its mount point, so a path under
+        the prefix loses it; a path outside it (a proxy that strips the prefix already) stays as it is.
+        Called by the server before routing, when it has a ``root_path``."""
+        self.root_path = root_path
+        path = self.path
+        if path.startswith(root_path) and (len(path) == len(root_path) or path[len(root_path)] == "/"):
+            self.path = path[len(root_path) :] or "/"
 
     @property
     def query(self) -> dict[str, list[str]]:

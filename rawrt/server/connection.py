@@ -248,21 +248,23 @@ class ServerConnection(Streaming, RequestBody):
                 self.idle = False
                 if self.timing:
                     self.started = loop.time()
-                headers = Headers(event.headers)
-                client = self.client
-                request_scheme = scheme
-                if self.proxied:
-                    client, request_scheme = forwarded(headers, client, scheme, server.trusts)
                 request = Request(
                     event.method.decode("ascii"),
                     event.target.decode("ascii"),
                     event.http_version.decode("ascii"),
-                    headers,
-                    client=client,
+                    Headers(event.headers),
+                    client=self.client,
                     source=self,
-                    scheme=request_scheme,
-                    root_path=root_path,
                 )
+                # Deployment options, off by default: nothing per request unless set.
+                if self.proxied:
+                    request.client, request.scheme = forwarded(
+                        request.headers, self.client, scheme, server.trusts
+                    )
+                elif scheme != "http":
+                    request.scheme = scheme
+                if root_path:
+                    request.mount(root_path)
                 resolved = app.resolve(request.method, request.path, event.upgrade is not None)
                 if resolved.params is not None:
                     request.path_params = resolved.params
