@@ -221,10 +221,10 @@ class _Channel:
         return self.history[0].id if self.history else self.last_id + 1
 
 
-#: What a retained event costs besides its two texts: the Event object, its id and footprint ints, its slot
-#: in the channel's history and in the publish order, and up to four stale publish-order slots (the
-#: compaction bound, Hub._remember).
-_EVENT_OVERHEAD = _getsizeof(Event("", 0, "", b"", 0)) + 2 * _getsizeof(1 << 40) + 6 * 8
+#: What a retained event costs besides its text and the bytes of its UTF-8 copy: the Event object, the bytes
+#: object's header, its id and footprint ints, its slot in the channel's history and in the publish order,
+#: and up to four stale publish-order slots (the compaction bound, Hub._remember).
+_EVENT_OVERHEAD = _getsizeof(Event("", 0, "", b"", 0)) + _getsizeof(b"") + 2 * _getsizeof(1 << 40) + 6 * 8
 
 #: What a retained channel costs besides its name: the _Channel object, its empty history deque (one
 #: 64-slot block), its empty subscriber dict, and its entry in the hub's table (a few words, over-allocated).
@@ -398,7 +398,8 @@ class Hub:
             chan = self._channels[channel] = _Channel(channel, self._floor)
         chan.last_id += 1
         # chan.name, not channel: every event then shares the table's copy of the name.
-        footprint = _EVENT_OVERHEAD + _getsizeof(data) + _getsizeof(data_bytes)
+        # A bytes object's size is its length plus a constant (in _EVENT_OVERHEAD): no call needed.
+        footprint = _EVENT_OVERHEAD + _getsizeof(data) + len(data_bytes)
         event = Event(chan.name, chan.last_id, data, data_bytes, footprint)
         self._remember(chan, event)
 
@@ -443,40 +444,59 @@ class Hub:
         return event
 
     def _remember(self, chan: _Channel, event: Event) -> None:
+        # On the fan-out's path (once per publish, not per subscriber): the common case is inlined.
         limits = self.limits
         history = chan.history
         size = len(event.data_bytes)
+        footprint = event.footprint
         if (
             size > limits.hub_history_bytes
             or limits.hub_history_count < 1
-            or event.footprint + chan.cost > limits.hub_total_history_bytes
+            or footprint + chan.cost > limits.hub_total_history_bytes
         ):
-            # Not kept. The history must end at the newest id (since() counts on contiguous ids), so the
-            # channel's older events go too; evicting the other channels' events for it would be no use.
-            while history:
-                self._drop_oldest(chan)
-        else:
-            if not history and not chan.stale:
-                self._footprint += chan.cost  # the channel's first entry in the publish order
-            history.append(event)
-            chan.history_bytes += size
-            self._footprint += event.footprint
-            self._order.append(chan)
-            # The channel's own bounds: its oldest first, until both hold.
-            while len(history) > limits.hub_history_count or chan.history_bytes > limits.hub_history_bytes:
-                self._drop_oldest(chan)
-            # The budget: the oldest of any channel first. The event just kept, and its channel, fit on
-            # their own (checked above), so this stops before reaching them.
-            budget = limits.hub_total_history_bytes
-            while self._footprint > budget:
-                self._evict_oldest()
+            self._not_kept(chan)
+            return
         order = self._order
-        # Stale entries at the head go at once: with one busy channel, that is every one of them.
+        total = self._footprint + footprint
+        if not history and not chan.stale:
+            total += chan.cost  # the channel's first entry in the publish order
+        history.append(event)
+        order.append(chan)
+        chan.history_bytes += size
+        # The channel's own bounds: its oldest first, until both hold.
+        count, max_bytes = limits.hub_history_count, limits.hub_history_bytes
+        while len(history) > count or chan.history_bytes > max_bytes:
+            old = history.popleft()
+            chan.history_bytes -= len(old.data_bytes)
+            total -= old.footprint
+            if order[0] is chan and not chan.stale:
+                order.popleft()  # its entry is the head (one busy channel): gone at once, never stale
+            else:
+                chan.stale += 1
+                self._stale += 1
+        self._footprint = total
+        # The budget: the oldest of any channel first. The event just kept, and its channel, fit on their
+        # own (checked above), so this stops before reaching them.
+        budget = limits.hub_total_history_bytes
+        while self._footprint > budget:
+            self._evict_oldest()
+        # Stale entries at the head go at once; the others when they pile up.
+        while order[0].stale:
+            self._evict_oldest()
+        if self._stale > _COMPACT_MIN and self._stale > 4 * (len(order) - self._stale):
+            self._compact()
+
+    def _not_kept(self, chan: _Channel) -> None:
+        """The new event is not kept. The history must end at the newest id (since() counts on contiguous
+        ids), so the channel's older events go too; evicting other channels' events for it would be no use."""
+        while chan.history:
+            self._drop_oldest(chan)
+        order = self._order
         while order and order[0].stale:
             self._evict_oldest()
         if self._stale > _COMPACT_MIN and self._stale > 4 * (len(order) - self._stale):
             self._compact()
-        if not history and not chan.stale and not chan.subscribers and self._channels.get(chan.name) is chan:
+        if not chan.stale and not chan.subscribers and self._channels.get(chan.name) is chan:
             # Nothing kept (not even stale entries: released and forgotten above, if it had any), and
             # nobody listening: forgotten like any other ("Forgetting channels").
             self._forget(chan)
