@@ -141,7 +141,11 @@ class Channel(Deadline):
             out.pop()
             keep = False
         if out:
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            transport = self.transport
+            # A client that reset the connection while its handler ran (a long poll) is gone: its answer is
+            # dropped. asyncio ignores a write to a closed transport, uvloop raises RuntimeError.
+            if not transport.is_closing():
+                transport.write(out[0] if len(out) == 1 else b"".join(out))
         return keep
 
     async def drain(self, timeout: float | None = None, high_water: int | None = None) -> None:

@@ -285,3 +285,47 @@ class TestSlowReader:
                 assert received > len(BIG)  # the head and the whole body, then a clean EOF
             finally:
                 await c.close()
+
+
+class TestResetDuringHandler:
+    """A client that resets its connection while the handler holds the request (a long poll) is gone: the
+    answer is dropped quietly. uvloop raises ``RuntimeError`` on a write to a closed transport where asyncio
+    ignores it, so this runs on uvloop, which the soak benchmark saw log it as an unexpected error."""
+
+    def test_reset_long_poll_logs_no_error_on_uvloop(self, caplog: pytest.LogCaptureFixture) -> None:
+        uvloop = pytest.importorskip("uvloop")
+        app = App()
+        entered = asyncio.Event()
+
+        @app.get("/hold")
+        async def hold(request: Request) -> Response:
+            entered.set()
+            # As a long poll does: wait for the event or the client's leaving, then answer either way.
+            await asyncio.wait_for(request.wait_disconnected(), TIMEOUT)
+            return Response.text("late")
+
+        async def scenario() -> None:
+            server = Server(app, Limits(max_connections=8))
+            await server.start("127.0.0.1", 0)
+            try:
+                sock = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
+                sock.sendall(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+                await asyncio.wait_for(entered.wait(), TIMEOUT)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                sock.close()  # RST
+                for _ in range(200):
+                    if not server.connections:
+                        break
+                    await asyncio.sleep(0.01)
+                assert not server.connections
+            finally:
+                await server.shutdown(1.0)
+
+        loop = uvloop.new_event_loop()
+        try:
+            with caplog.at_level("DEBUG", logger="rawrt"):
+                loop.run_until_complete(scenario())
+        finally:
+            loop.close()
+        errors = [r for r in caplog.records if r.levelname == "ERROR"]
+        assert errors == [], [r.getMessage() for r in errors]
