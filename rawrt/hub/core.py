@@ -82,42 +82,8 @@ the fan-out's sake: 1,000 SSE clients cost 1,000 calls, not 1,000 queue appends,
 
 The hub is not thread-safe: call it from the event loop's thread only.
 
-Driving it from asyncio
------------------------
-``wake`` only says "look again"; the events are always taken with ``drain``. Clear the flag *before* draining
-and wait only when ``drain`` returned nothing, so a publish between the two cannot be missed (``wake`` fires
-on the queue's empty -> non-empty transition only, so never wait while events are left)::
-
-    # SSE and WebSocket: one long-lived subscription per connection.
-    ready = asyncio.Event()
-    sub = hub.subscribe(channel, cursor=parse_cursor(last_event_id or ""), wake=ready.set)
-    try:
-        if sub.reset: ...                    # tell the client (SSE "event: reset", a WebSocket message)
-        while True:
-            ready.clear()
-            batch = sub.drain()
-            if batch:
-                send(b"".join(event_bytes(e) for e in batch))  # rawrt.sse.event_bytes: memoised
-            elif sub.overflowed:
-                break                        # SSE: end the stream; WebSocket: close 1013; client resumes
-            else:
-                await ready.wait()           # under the heartbeat / ping timeout
-    finally:
-        sub.close()                          # at once, whatever ended the connection
-
-    # Long polling: a held request is a subscription with the client's cursor and a one-shot wake.
-    sub = hub.subscribe(channel, cursor=cursor, wake=lambda: fut.done() or fut.set_result(None))
-    try:
-        batch = sub.drain()
-        if not batch and not sub.overflowed:
-            await asyncio.wait_for(fut, timeout)   # TimeoutError -> answer with no events
-            batch = sub.drain()
-        # answer {"events": [...], "cursor": sub.cursor, "reset": sub.reset}; after an overflow the
-        # batch is empty and the cursor unchanged, so the next poll replays from the history.
-    finally:
-        sub.close()
-
-    # Short polling needs no subscription: hub.since(channel, cursor) answers at once.
+Driving it from asyncio: docs/topics/hub.md shows the loop each transport runs (clear the flag, drain, then
+wait only when nothing was drained).
 """
 
 from __future__ import annotations
@@ -126,75 +92,18 @@ import logging
 import sys
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from itertools import islice
 
 from rawrt.errors import InvalidEventError
 from rawrt.limits import DEFAULT_LIMITS, Limits
 
+from .events import Event, Replay, parse_cursor
+
 __all__ = ["Event", "Replay", "Subscription", "Hub", "parse_cursor"]
 
 logger = logging.getLogger("rawrt.hub")
 
-# A cursor is a decimal event id. 19 digits fit any id a channel can reach (2**63) and keep int() cheap.
-_MAX_CURSOR_DIGITS = 19
-
 _getsizeof = sys.getsizeof
-
-
-def parse_cursor(text: str) -> int | None:
-    """Parse a cursor sent by a client (``Last-Event-ID``, a ``cursor`` query parameter).
-
-    Returns:
-        The cursor, or ``None`` when ``text`` is not 1 to 19 ASCII digits. A transport treats ``None`` as
-        "no usable cursor": live only, or a replay from 0 with ``reset`` if the client claimed to have one.
-    """
-    if 0 < len(text) <= _MAX_CURSOR_DIGITS and text.isascii() and text.isdigit():
-        return int(text)
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One published event. Immutable, and shared by every subscriber and every transport.
-
-    It carries no wire form: a transport derives its own once for all its clients (module docstring, "Cost").
-
-    Attributes:
-        channel: the channel it was published on.
-        id: its position in the channel, from 1 (see the module docstring).
-        data: the payload text.
-        data_bytes: ``data`` encoded in UTF-8 (computed at publish: it is what the history's byte bound
-            counts).
-        footprint: the bytes of memory the event holds, as the hub's budget
-            (``Limits.hub_total_history_bytes``) and :class:`~rawrt.hub.memo.EventMemo` count them. Computed
-            at publish and stored, so that what eviction gives back is exactly what was charged.
-    """
-
-    channel: str
-    id: int
-    data: str
-    data_bytes: bytes = field(repr=False, compare=False)
-    footprint: int = field(default=0, repr=False, compare=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Replay:
-    """The answer to :meth:`Hub.since`.
-
-    Attributes:
-        events: the events after the cursor, in id order, at most ``limit`` of them.
-        cursor: where to continue from: the id of the last event in ``events``, or, when there are none,
-            the cursor asked for (or, after a reset, the position just before the oldest retained event).
-        reset: the cursor could not be honoured (older than the history, or ahead of the channel): the
-            events start at the oldest retained one and the client must not assume continuity.
-        more: more events are available right now after ``cursor`` (the batch was cut at ``limit``).
-    """
-
-    events: tuple[Event, ...]
-    cursor: int
-    reset: bool
-    more: bool
 
 
 class _Channel:
