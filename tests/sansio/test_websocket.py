@@ -389,6 +389,19 @@ class TestFailing:
         conn.fail(1000)  # no-op once closed
         assert conn.data_to_send() == []
 
+    def test_fail_1005_with_a_reason_is_refused_before_anything_changes(self) -> None:
+        # Found by fuzz/fuzz_ws_connection.py: the code was checked without the reason, and the close frame
+        # refused after the transition, leaving a CLOSED connection that still parsed frames (RFC 6455
+        # §7.1.7: after failing, "MUST NOT continue to attempt to process data").
+        conn = server()
+        with pytest.raises(LocalProtocolError, match="reason needs a close code"):
+            conn.fail(1005, "app")
+        assert conn.state is State.OPEN and conn.data_to_send() == []
+        assert feed(conn, client_frame(Opcode.TEXT, b"still open"), False) == [TextMessage("still open")]
+        conn.fail(1005)  # no reason: an empty close frame, then TCP closed
+        assert conn.data_to_send() == [encode_frame(Opcode.CLOSE, b""), b""]
+        assert feed(conn, client_frame(Opcode.PONG, b"x"), False) == []  # discarded
+
     def test_fail_1006_sends_no_close_frame(self) -> None:
         conn = server()
         conn.fail(1006)

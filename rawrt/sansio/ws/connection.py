@@ -575,10 +575,14 @@ class WebSocketConnection:
             reason: sent as is, cut to 123 bytes.
 
         Raises:
-            LocalProtocolError: the code cannot be sent (1005, 1015, or outside §7.4's ranges).
+            LocalProtocolError: the code cannot be sent (1015, or outside §7.4's ranges), or 1005 (an empty
+                close frame) was given a reason, which it cannot carry.
         """
         if self.state is State.CLOSED:
             return
         if code != CloseCode.ABNORMAL_CLOSURE:
-            encode_close(code, "")  # validate before changing anything
+            # Validate what will be sent, reason included, before changing anything: a close frame refused
+            # after the transition would leave the connection CLOSED with its parser still running (found by
+            # fuzz/fuzz_ws_connection.py: ``fail(1005, "app")``).
+            encode_close(code, _truncate_reason(reason))
         self._fail(code, reason, None)
