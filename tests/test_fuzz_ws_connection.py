@@ -14,7 +14,7 @@ fuzz_one_input = load_target("fuzz_ws_connection")
 
 
 def test_corpus_is_there() -> None:
-    assert len(CORPUS) >= 10
+    assert 10 <= len(CORPUS) <= 40  # small on purpose: a seed set, not a dump of a fuzzing run
 
 
 @pytest.mark.parametrize("path", CORPUS, ids=[path.name for path in CORPUS])
