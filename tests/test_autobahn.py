@@ -3,9 +3,10 @@
 Each test runs ``fuzz/autobahn/run_server.py`` or ``run_client.py`` in a subprocess, bounded by a timeout,
 with the reports in a temporary directory, then reads the reports' ``index.json`` and fails listing every
 case whose verdict is not OK, NON-STRICT or INFORMATIONAL (or whose closing handshake is not OK or
-INFORMATIONAL). Sections 1-11 take seconds; sections 12-13 (permessage-deflate, 216 cases of up to 1,000
-compressed messages) take minutes, so they are marked ``slow``: they run by default and in CI, and
-``-m "not slow"`` deselects them while iterating.
+INFORMATIONAL). Sections 1-11 take seconds each role; sections 12-13 (permessage-deflate, 216 cases of up to
+1,000 compressed messages) take minutes. All of them are the conformance run, marked ``slow``: left out of
+the default test command (which must stay within two minutes on two cores) and run by
+``pytest -m slow``, which CI runs too. ``TestClientClosesTCPLast`` is quick and stays in the default run.
 
 kosoku only judges what the peer *received and echoed*; the frames rawrt sends are checked byte for byte
 in ``tests/sansio/`` (``test_frames.py`` and the connection tests).
@@ -94,6 +95,7 @@ def _key(case_id: str) -> tuple[int, ...]:
     return tuple(int(part) for part in case_id.split("."))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("role", ["server", "client"])
 def test_sections_1_to_11(role: str, tmp_path: Path) -> None:
     """Framing, pings, reserved bits, opcodes, fragmentation, UTF-8, close, limits, misc (301 cases)."""
