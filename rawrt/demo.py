@@ -21,7 +21,10 @@
 
 Channels: ``channel`` defaults to ``default`` and must match ``[A-Za-z0-9_.-]{1,64}`` (else 400). One
 :class:`~rawrt.hub.Hub`, ``app.hub``, feeds every transport and keeps the last 10,000 events per channel;
-``docs/sse.md`` and ``docs/polling.md`` describe the SSE and polling contracts in full.
+``docs/sse.md`` and ``docs/polling.md`` describe the SSE and polling contracts in full. The hub's backend,
+``app.backend`` (:mod:`rawrt.hub.backends`), keeps the events in this process (``memory``, ids from the
+start time) or in Redis Streams shared by every node (``--hub redis://...``); then an endpoint answers
+``503`` while Redis is unreachable.
 
 ``docs/demo.md`` lists the whole contract. Everything here is served from the installed package.
 """
@@ -34,7 +37,9 @@ import re
 from importlib import resources
 
 from .app import App, Request, Response, StreamingResponse
-from .hub import Hub
+from .errors import HubUnavailableError
+from .hub import parse_cursor
+from .hub.backends import Backend, open_backend
 from .limits import DEFAULT_LIMITS, Limits, MiB
 from .polling import (
     PollParameterError,
@@ -45,7 +50,8 @@ from .polling import (
     poll_response,
     short_poll,
 )
-from .sse import hub_stream
+from .sansio.ws.frames import CloseCode
+from .sse import hub_stream, resume_id
 from .websocket import WebSocket, chat_session
 
 __all__ = ["create_app", "DemoApp", "DEFAULT_CHANNEL", "CHANNEL_RE", "channel_param"]
@@ -66,15 +72,25 @@ CHANNEL_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 class DemoApp(App):
     """The demo :class:`App`, with the :class:`~rawrt.hub.Hub` every transport shares.
 
+    Args:
+        limits: the limits the endpoints use.
+        hub: the hub's backend, or a URL for :func:`~rawrt.hub.backends.open_backend` (``None``: the
+            ``RAWRT_HUB`` environment variable, else ``memory``). Started and closed with the app.
+
     Attributes:
-        hub: the hub behind ``/publish``, ``/events``, ``/poll``, ``/longpoll`` (and the WebSocket routes).
+        backend: where the events are kept (rawrt.hub.backends).
+        hub: the hub behind ``/publish``, ``/events``, ``/poll``, ``/longpoll`` (and the WebSocket routes):
+            ``backend.hub``.
         limits: the limits the endpoints use (heartbeat, long-poll timeouts, batch size, history).
     """
 
-    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(self, limits: Limits = DEFAULT_LIMITS, hub: Backend | str | None = None) -> None:
         super().__init__()
         self.limits = limits
-        self.hub = Hub(limits)
+        self.backend = hub if hub is not None and not isinstance(hub, str) else open_backend(hub, limits)
+        self.hub = self.backend.hub
+        self.on_startup.append(self.backend.start)
+        self.on_shutdown.append(self.backend.close)
 
 
 def channel_param(request: Request) -> str | None:
@@ -95,10 +111,16 @@ def _page() -> str:
     return resources.files("rawrt").joinpath("static/index.html").read_text("utf-8")
 
 
-def create_app(limits: Limits = DEFAULT_LIMITS) -> DemoApp:
-    """Build the demo :class:`App` (``limits`` sets its hub's history and the transports' timings)."""
-    app = DemoApp(limits)
-    hub = app.hub
+def _unavailable(exc: HubUnavailableError) -> Response:
+    return Response.text(f"{exc}\n", 503, headers=[("retry-after", "1")])
+
+
+def create_app(limits: Limits = DEFAULT_LIMITS, hub: Backend | str | None = None) -> DemoApp:
+    """Build the demo :class:`App` (``limits`` sets its hub's history and the transports' timings; ``hub``
+    its backend, as for :class:`DemoApp`)."""
+    app = DemoApp(limits, hub)
+    backend = app.backend
+    core = app.hub
     page = _page()
 
     @app.get("/")
@@ -164,7 +186,13 @@ def create_app(limits: Limits = DEFAULT_LIMITS) -> DemoApp:
         assert ws.request is not None
         channel = channel_param(ws.request)
         assert channel is not None
-        await chat_session(ws, hub, channel, parse_since(ws.request.query_param("since")))
+        since = parse_since(ws.request.query_param("since"))
+        try:
+            await backend.prepare(channel, since)
+        except HubUnavailableError as exc:
+            await ws.close(CloseCode.TRY_AGAIN_LATER, str(exc)[:120])
+            return
+        await chat_session(ws, core, channel, since, publish=backend.publish)
 
     # --- the hub's HTTP transports (docs/sse.md, docs/polling.md) -----------------------------------------
 
@@ -177,14 +205,23 @@ def create_app(limits: Limits = DEFAULT_LIMITS) -> DemoApp:
             data = (await request.body()).decode("utf-8")
         except UnicodeDecodeError as exc:
             return _bad_request(f"the body must be UTF-8 text: {exc}")
-        return Response.json({"id": hub.publish(channel, data).id})
+        try:
+            event = await backend.publish(channel, data)
+        except HubUnavailableError as exc:
+            return _unavailable(exc)
+        return Response.json({"id": event.id})
 
     @app.get("/events")
     async def events(request: Request) -> Response | StreamingResponse:
         channel = channel_param(request)
         if channel is None:
             return _bad_request(_BAD_CHANNEL)
-        return hub_stream(request, hub, channel, limits=limits)
+        claimed = resume_id(request)
+        try:
+            await backend.prepare(channel, None if claimed is None else parse_cursor(claimed))
+        except HubUnavailableError as exc:
+            return _unavailable(exc)
+        return hub_stream(request, core, channel, limits=limits)
 
     @app.get("/poll")
     async def poll(request: Request) -> Response:
@@ -195,7 +232,11 @@ def create_app(limits: Limits = DEFAULT_LIMITS) -> DemoApp:
             since = parse_since(request.query_param("since"))
         except PollParameterError as exc:
             return _bad_request(str(exc))
-        return poll_response(request, hub, channel, short_poll(hub, channel, since))
+        try:
+            await backend.prepare(channel, since)
+        except HubUnavailableError as exc:
+            return _unavailable(exc)
+        return poll_response(request, core, channel, short_poll(core, channel, since))
 
     @app.get("/longpoll")
     async def longpoll(request: Request) -> Response:
@@ -207,6 +248,10 @@ def create_app(limits: Limits = DEFAULT_LIMITS) -> DemoApp:
             timeout = parse_timeout(request.query_param("timeout"), limits)
         except PollParameterError as exc:
             return _bad_request(str(exc))
-        return longpoll_response(await long_poll(request, hub, channel, since, timeout))
+        try:
+            await backend.prepare(channel, since)
+        except HubUnavailableError as exc:
+            return _unavailable(exc)
+        return longpoll_response(await long_poll(request, core, channel, since, timeout))
 
     return app

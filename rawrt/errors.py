@@ -27,6 +27,7 @@ __all__ = [
     "LimitExceeded",
     "HandshakeError",
     "InvalidEventError",
+    "HubUnavailableError",
     "ConnectionClosed",
     "printable",
 ]
@@ -97,6 +98,13 @@ class HandshakeError(RemoteProtocolError):
 
 class InvalidEventError(RawrtError, ValueError):
     """An event built by the application cannot be put on the wire as asked (e.g. a newline in an SSE id)."""
+
+
+class HubUnavailableError(RawrtError):
+    """The hub's shared store (Redis) cannot be reached: the event was not stored, nothing was read.
+
+    A transport answers ``503`` (HTTP) or closes with 1013 "try again later" (WebSocket), with the message.
+    """
 
 
 class ConnectionClosed(RawrtError):

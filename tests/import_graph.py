@@ -61,6 +61,9 @@ class Confinement:
     allowed: tuple[str, ...]
     forbidden: tuple[str, ...] = ()
     why: str = ""
+    #: ``(module, distribution)`` pairs: that module (only) may also import that third-party package, an
+    #: opt-in extra (``rawrt.hub.backends.redis`` and redis-py).
+    extras: tuple[tuple[str, str], ...] = ()
 
 
 CONFINED = (
@@ -75,6 +78,7 @@ CONFINED = (
         ("rawrt.errors", "rawrt.limits", "rawrt.hub.*"),
         (),
         "the hub is transport-neutral: no wire format, no HTTP",
+        (("rawrt.hub.backends.redis", "redis"),),
     ),
 )
 
@@ -373,7 +377,10 @@ def confinement(graph: Graph, rules: Iterable[Confinement] = CONFINED) -> list[s
             if inside:
                 ok = any(matches(imp.target, p) for p in rule.allowed)
             else:
-                ok = top in sys.stdlib_module_names and top not in rule.forbidden
+                ok = (top in sys.stdlib_module_names and top not in rule.forbidden) or (
+                    imp.source,
+                    top,
+                ) in rule.extras
             if not ok:
                 what = (
                     imp.target if inside or top in sys.stdlib_module_names else f"{imp.target} (not stdlib)"

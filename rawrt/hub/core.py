@@ -90,8 +90,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from itertools import islice
 
 from rawrt.errors import InvalidEventError
@@ -106,14 +107,34 @@ logger = logging.getLogger("rawrt.hub")
 _getsizeof = sys.getsizeof
 
 
+def _event_id(event: Event) -> int:
+    return event.id
+
+
 class _Channel:
     """A channel's state: id counter, bounded history, subscribers, and its place in the budget."""
 
-    __slots__ = ("name", "last_id", "history", "history_bytes", "subscribers", "stale", "cost")
+    __slots__ = (
+        "name",
+        "last_id",
+        "base",
+        "origin",
+        "history",
+        "history_bytes",
+        "subscribers",
+        "stale",
+        "cost",
+    )
 
-    def __init__(self, name: str, last_id: int) -> None:
+    def __init__(self, name: str, last_id: int, origin: int = 0) -> None:
         self.name = name
         self.last_id = last_id
+        # The history holds every event after ``base`` that the channel had: the id of the newest event it
+        # evicted, or where it started. Kept rather than derived from history[0].id, because ids need not
+        # be contiguous (a Redis stream's are not: module docstring, "Ids").
+        self.base = last_id
+        # What cursor 0 ("nothing yet") stands for: the hub's start, or where the channel's stream began.
+        self.origin = origin
         self.history: deque[Event] = deque()
         self.history_bytes = 0
         # A dict, not a set: O(1) removal *and* a deterministic fan-out order (tests, reproducibility).
@@ -125,9 +146,22 @@ class _Channel:
         # like Event.footprint, so that releasing it gives back exactly what was charged.
         self.cost = _CHANNEL_OVERHEAD + _getsizeof(name)
 
-    def first_id(self) -> int:
-        """Id of the oldest retained event; ``last_id + 1`` when nothing is retained."""
-        return self.history[0].id if self.history else self.last_id + 1
+    def locate(self, cursor: int) -> tuple[bool, int, int]:
+        """Where a replay after ``cursor`` starts: ``(reset, index into history, cursor it continues from)``.
+
+        Reset when events after the cursor are gone (it is older than ``base``) or the cursor is ahead of
+        the channel; the replay then starts at the oldest retained event, from ``base``.
+        """
+        history = self.history
+        base = self.base if history else self.last_id  # nothing retained: every event up to last_id is gone
+        if cursor == 0:
+            cursor = self.origin
+        if cursor < base or cursor > self.last_id:
+            return True, 0, base
+        count = len(history)
+        if not count or history[-1].id - base == count:
+            return False, cursor - base, cursor  # contiguous ids (the memory hub's): index by arithmetic
+        return False, bisect_right(history, cursor, key=_event_id), cursor
 
 
 #: What a retained event costs besides its text and the bytes of its UTF-8 copy: the Event object, the bytes
@@ -230,8 +264,16 @@ class Subscription:
                 # still replaying: it fell behind the history. Same signal as a full queue.
                 self._hub._overflow(self)
                 return []
-            out.extend(replay.events)
-            self.cursor = replay.cursor
+            events = replay.events
+            replay_to = self._replay_to
+            if events and events[-1].id <= replay_to:
+                out.extend(events)
+                self.cursor = events[-1].id
+            elif want:
+                # The replay ends here. With ids that are not contiguous (a Redis stream's) ``want`` can
+                # reach past replay_to, into events the live queue also holds: those come from the queue.
+                out.extend(e for e in events if e.id <= replay_to)
+                self.cursor = replay_to
         queue = self._queue
         if queue and len(out) < max_events:
             while queue and len(out) < max_events:
@@ -264,10 +306,16 @@ class Hub:
     Args:
         limits: ``hub_history_count``, ``hub_history_bytes``, ``hub_total_history_bytes``,
             ``hub_queue_size`` and ``poll_max_batch`` are used.
+        start: the id every channel counts on from (its first event is ``start + 1``), and what cursor 0
+            stands for. 0 numbers events 1, 2, 3...; a server passes one derived from its start time
+            (:func:`rawrt.hub.ids.start_id`), so that no run reuses an earlier run's ids (module docstring).
     """
 
-    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(self, limits: Limits = DEFAULT_LIMITS, *, start: int = 0) -> None:
+        if start < 0:
+            raise ValueError(f"start must be >= 0, not {start}")
         self.limits = limits
+        self.start = start
         self._channels: dict[str, _Channel] = {}
         # The budget (module docstring): one entry per retained event, in publish order, naming its channel.
         # The channel's own evictions leave stale entries behind (counted in _Channel.stale and _stale),
@@ -275,7 +323,7 @@ class Hub:
         self._order: deque[_Channel] = deque()
         self._stale = 0
         self._footprint = 0  # retained events' footprints plus the costs of the channels holding entries
-        self._floor = 0  # the highest id a forgotten channel reached: new channels count on from it
+        self._floor = start  # the highest id a forgotten channel reached: new channels count on from it
 
     @property
     def history_footprint(self) -> int:
@@ -304,12 +352,38 @@ class Hub:
             raise InvalidEventError(f"event data is not encodable as UTF-8: {exc}") from None
         chan = self._channels.get(channel)
         if chan is None:
-            chan = self._channels[channel] = _Channel(channel, self._floor)
-        chan.last_id += 1
+            chan = self._channels[channel] = _Channel(channel, self._floor, self.start)
+        return self._fan_out(chan, chan.last_id + 1, data, data_bytes)
+
+    def publish_at(self, channel: str, event_id: int, data: str) -> Event | None:
+        """Publish ``data`` on ``channel`` with an id chosen elsewhere (a Redis stream's: rawrt.hub.redis).
+
+        As :meth:`publish`, but only onto a channel :meth:`load` gave the hub, and only if ``event_id`` is
+        above the channel's last id: a backend that reads the same stream twice (its live loop and a
+        catch-up) hands the same event twice, and the second is ignored.
+
+        Returns:
+            The event, or ``None`` when it was ignored (no such channel, or not newer than its last id).
+
+        Raises:
+            InvalidEventError: ``data`` cannot be encoded in UTF-8.
+        """
+        chan = self._channels.get(channel)
+        if chan is None or event_id <= chan.last_id:
+            return None
+        try:
+            data_bytes = data.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidEventError(f"event data is not encodable as UTF-8: {exc}") from None
+        return self._fan_out(chan, event_id, data, data_bytes)
+
+    def _fan_out(self, chan: _Channel, event_id: int, data: str, data_bytes: bytes) -> Event:
+        channel = chan.name
+        chan.last_id = event_id
         # chan.name, not channel: every event then shares the table's copy of the name.
         # A bytes object's size is its length plus a constant (in _EVENT_OVERHEAD): no call needed.
         footprint = _EVENT_OVERHEAD + _getsizeof(data) + len(data_bytes)
-        event = Event(chan.name, chan.last_id, data, data_bytes, footprint)
+        event = Event(channel, event_id, data, data_bytes, footprint)
         self._remember(chan, event)
 
         # Phase 1: every subscriber gets the event (delivered or queued) before any wake runs, so a wake
@@ -376,6 +450,7 @@ class Hub:
         count, max_bytes = limits.hub_history_count, limits.hub_history_bytes
         while len(history) > count or chan.history_bytes > max_bytes:
             old = history.popleft()
+            chan.base = old.id
             chan.history_bytes -= len(old.data_bytes)
             total -= old.footprint
             if order[0] is chan and not chan.stale:
@@ -400,6 +475,8 @@ class Hub:
         ids), so the channel's older events go too; evicting other channels' events for it would be no use."""
         while chan.history:
             self._drop_oldest(chan)
+        # The new event is gone as well: the history (empty now) holds everything after it.
+        chan.base = chan.last_id
         order = self._order
         while order and order[0].stale:
             self._evict_oldest()
@@ -413,6 +490,7 @@ class Hub:
     def _drop_oldest(self, chan: _Channel) -> None:
         """Evict the channel's oldest event by its own bounds; its publish-order entry becomes stale."""
         old = chan.history.popleft()
+        chan.base = old.id
         chan.history_bytes -= len(old.data_bytes)
         self._footprint -= old.footprint
         chan.stale += 1
@@ -426,6 +504,7 @@ class Hub:
             self._stale -= 1
         else:
             old = chan.history.popleft()
+            chan.base = old.id
             chan.history_bytes -= len(old.data_bytes)
             self._footprint -= old.footprint
         if not chan.history and not chan.stale:
@@ -455,10 +534,88 @@ class Hub:
             self._forget(chan)
 
     def _forget(self, chan: _Channel) -> None:
-        del self._channels[chan.name]
+        # The identity check: a channel dropped by drop() leaves the table at once but may still hold stale
+        # publish-order entries, released later, by when a new channel of that name may be in the table.
+        if self._channels.get(chan.name) is chan:
+            del self._channels[chan.name]
         # Its ids must never be reused for other events (module docstring, "Forgetting channels").
         if chan.last_id > self._floor:
             self._floor = chan.last_id
+
+    # --- a cache of a stream kept elsewhere (rawrt.hub.redis) ------------------------------------------
+
+    def has_channel(self, channel: str) -> bool:
+        """Whether the hub has the channel (it has events, subscribers, or was given by :meth:`load`)."""
+        return channel in self._channels
+
+    def load(
+        self, channel: str, events: Iterable[tuple[int, str]], *, base: int, origin: int, last_id: int
+    ) -> None:
+        """Make ``channel`` a copy of a stream kept elsewhere, from its newest ``events`` as ``(id, data)``.
+
+        A backend that keeps the events (a Redis stream) calls this when it starts following a channel, then
+        :meth:`publish_at` for each new event, and the transports read the hub as usual. ``base`` is the
+        position the events follow without a gap (so a cursor below it gets ``reset``), ``origin`` what
+        cursor 0 stands for, ``last_id`` the stream's newest id (at least the last event's). The history's
+        own bounds apply as for published events.
+
+        If the hub already has the channel, its history is replaced and its subscribers are overflowed: the
+        stream was found to have changed under them (a Redis that lost its data), so they must resume, and
+        their cursor then gets ``reset`` if the new history cannot honour it.
+
+        Raises:
+            ValueError: the ids do not increase, or are not all above ``base`` and at most ``last_id``.
+        """
+        pairs = list(events)
+        previous = base
+        for event_id, _ in pairs:
+            if event_id <= previous:
+                raise ValueError(f"event ids must increase from base {base}: {event_id} after {previous}")
+            previous = event_id
+        if last_id < previous:
+            raise ValueError(f"last_id {last_id} is below the newest event's id {previous}")
+        chan = self._channels.get(channel)
+        if chan is None:
+            chan = self._channels[channel] = _Channel(channel, base, origin)
+        else:
+            while chan.history:
+                self._drop_oldest(chan)
+            chan.last_id = chan.base = base
+            chan.origin = origin
+        for event_id, data in pairs:
+            data_bytes = data.encode("utf-8", "surrogatepass")
+            footprint = _EVENT_OVERHEAD + _getsizeof(data) + len(data_bytes)
+            chan.last_id = event_id
+            self._remember(chan, Event(chan.name, event_id, data, data_bytes, footprint))
+        if not chan.history:
+            # Nothing retained: every event up to last_id is gone; the channel continues from there.
+            chan.base = last_id
+        chan.last_id = last_id
+        # An event too large for the history makes _remember forget an unwatched channel: the backend
+        # follows it all the same, so it stays.
+        self._channels.setdefault(channel, chan)
+        for sub in list(chan.subscribers):
+            self._overflow(sub)
+            sub._wake_safely()
+
+    def drop(self, channel: str) -> bool:
+        """Forget a channel nobody subscribes to, history and all (a backend that stopped following it).
+
+        Returns:
+            Whether it was dropped: ``False`` when it has subscribers (or the hub does not have it).
+        """
+        chan = self._channels.get(channel)
+        if chan is None or chan.subscribers:
+            return False
+        while chan.history:
+            self._drop_oldest(chan)
+        # The new event is gone as well: the history (empty now) holds everything after it.
+        chan.base = chan.last_id
+        order = self._order
+        while order and order[0].stale:
+            self._evict_oldest()
+        self._forget(chan)  # gone from the table now; its remaining stale entries release it later
+        return True
 
     # --- reading -------------------------------------------------------------------------------------
 
@@ -500,14 +657,11 @@ class Hub:
         chan = self._channels.get(channel)
         if chan is None:
             # Nothing retained here, and nobody listening: the channel would start at the floor, the only
-            # position in it (0 until a channel with events was forgotten: module docstring).
-            return Replay((), self._floor, cursor != self._floor, False)
-        first = chan.first_id()
-        reset = cursor < first - 1 or cursor > chan.last_id
-        if reset:
-            cursor = first - 1
+            # position in it (the start until a channel with events was forgotten: module docstring).
+            floor = self._floor
+            return Replay((), floor, (cursor or self.start) != floor, False)
+        reset, start, cursor = chan.locate(cursor)
         history = chan.history
-        start = cursor + 1 - first  # index of the first event to return (ids are contiguous)
         stop = min(start + limit, len(history))
         count = stop - start
         if count <= 0:
@@ -519,7 +673,7 @@ class Hub:
         else:
             events = tuple(islice(reversed(history), len(history) - stop, len(history) - start))[::-1]
         next_cursor = events[-1].id if events else cursor
-        return Replay(events, next_cursor, reset, next_cursor < chan.last_id)
+        return Replay(events, next_cursor, reset, stop < len(history))
 
     # --- subscribing ---------------------------------------------------------------------------------
 
@@ -567,16 +721,13 @@ class Hub:
             raise ValueError(f"cursor must be >= 0, not {cursor}")
         chan = self._channels.get(channel)
         if chan is None:
-            chan = self._channels[channel] = _Channel(channel, self._floor)
+            chan = self._channels[channel] = _Channel(channel, self._floor, self.start)
         last = chan.last_id
         reset = False
         if cursor is None:
             cursor = last
         else:
-            first = chan.first_id()
-            if cursor < first - 1 or cursor > last:
-                reset = True
-                cursor = first - 1
+            reset, _, cursor = chan.locate(cursor)
         sub = Subscription(self, channel, cursor, reset, last, wake, queue_size, deliver)
         chan.subscribers[sub] = None
         return sub

@@ -18,7 +18,8 @@ Closes (RFC 6455 §7.4.1):
 
 * 1003 "unsupported data" for a binary message: the chat takes text only;
 * 1013 "try again later" when the client fell behind its queue (``rawrt.hub`` "Overflow"), with the ``since``
-  to resume from in the reason; the replay then comes from the history.
+  to resume from in the reason; the replay then comes from the history; and 1013 when the hub's store
+  (Redis) is unreachable, so a message cannot be published: the client reconnects later.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Awaitable, Callable
 
-from ..errors import ConnectionClosed
+from ..errors import ConnectionClosed, HubUnavailableError
 from ..hub import Event, EventMemo, Hub
 from ..polling import event_json
 from ..sansio.ws.frames import CloseCode
@@ -48,13 +50,23 @@ def _shared(event: Event) -> SharedMessage:
 event_frames = EventMemo(_shared).get
 
 
-async def chat_session(ws: WebSocket, hub: Hub, channel: str, since: int | None) -> None:
+async def chat_session(
+    ws: WebSocket,
+    hub: Hub,
+    channel: str,
+    since: int | None,
+    *,
+    publish: Callable[[str, str], Awaitable[object]] | None = None,
+) -> None:
     """Serve one chat client on ``ws`` until it closes (see the module docstring).
 
     Args:
         ws: the accepted WebSocket.
         hub: the hub; ``channel``: the channel's name (validated by the caller).
         since: the client's cursor, parsed with :func:`rawrt.polling.parse_since` (``None``: live only).
+        publish: how a client's message is published: a backend's ``publish`` (rawrt.hub.backends), awaited,
+            so that a message is acknowledged by the store before the next is read; ``None``:
+            ``hub.publish``. With a backend, call ``await backend.prepare(channel, since)`` first.
     """
     ready = asyncio.Event()
     sub = hub.subscribe(channel, cursor=since, wake=ready.set)
@@ -81,7 +93,14 @@ async def chat_session(ws: WebSocket, hub: Hub, channel: str, since: int | None)
             if isinstance(message, bytes):
                 await ws.close(CloseCode.UNSUPPORTED_DATA, "binary messages are not accepted: send text")
                 break
-            hub.publish(channel, message)
+            if publish is None:
+                hub.publish(channel, message)
+            else:
+                try:
+                    await publish(channel, message)
+                except HubUnavailableError as exc:
+                    await ws.close(CloseCode.TRY_AGAIN_LATER, str(exc)[:120])
+                    break
             if pumping.done():
                 break
     finally:

@@ -224,7 +224,9 @@ async def test_page_eventsource_and_websocket_receive_published_events(
         await page.wait_for("got.sseOpen && got.wsOpen")
 
         ids = [await publish(base, "browser1", data) for data in PAYLOADS]
-        assert ids == list(range(1, len(PAYLOADS) + 1))
+        # The server's default ids start from its start time (rawrt.hub.ids): exact in JavaScript too.
+        assert app.hub.start > 2**50
+        assert ids == list(range(app.hub.start + 1, app.hub.start + len(PAYLOADS) + 1))
 
         n = len(PAYLOADS)
         await page.wait_for(f"got.sse.length >= {n} && got.ws.length >= {n}")
@@ -283,37 +285,38 @@ async def test_eventsource_reconnects_with_last_event_id_and_misses_nothing(
             """
         )
         await page.wait_for("got.opens === 1")
+        s = app.hub.start
         for i in range(1, 6):
-            assert await publish(base, "resume", f"event {i}") == i
+            assert await publish(base, "resume", f"event {i}") == s + i
         await page.wait_for("got.messages.length === 5")
 
         if ending == "completed":
             await page.wait_for("got.errors === 1")  # the stream ended after its 1 s
             for i in range(6, 16):
-                assert await publish(base, "resume", f"event {i}") == i
+                assert await publish(base, "resume", f"event {i}") == s + i
         else:
             drop_connection(server, requests[0])
             for i in range(6, 16):
-                assert await publish(base, "resume", f"event {i}") == i
+                assert await publish(base, "resume", f"event {i}") == s + i
             await page.wait_for("got.errors === 1")
         assert await page.evaluate("source.readyState") == 0  # CONNECTING: the browser will retry
 
         # Keep publishing while the browser waits out its reconnection time.
         for i in range(16, 26):
-            assert await publish(base, "resume", f"event {i}") == i
+            assert await publish(base, "resume", f"event {i}") == s + i
             await asyncio.sleep(0.05)
         reconnected = "got.opens === 2 && got.messages.length >= 25"
         await page.wait_for(reconnected, timeout=BROWSER_RECONNECT + TIMEOUT)
         await asyncio.sleep(0.2)
         got = await page.evaluate("got")
 
-    assert got["messages"] == [[str(i), f"event {i}"] for i in range(1, 26)]
+    assert got["messages"] == [[str(s + i), f"event {i}"] for i in range(1, 26)]
     assert (got["opens"], got["errors"]) == (2, 1)
-    # Server side: the first request had no resume id; the browser's reconnection sent Last-Event-ID: 5, the
-    # last event it was given before the stream ended.
+    # Server side: the first request had no resume id; the browser's reconnection sent Last-Event-ID: 5 (the
+    # fifth event's id), the last event it was given before the stream ended.
     assert len(requests) == 2
     assert requests[0].headers.get("last-event-id") is None
-    assert requests[1].headers.get("last-event-id") == "5"
+    assert requests[1].headers.get("last-event-id") == str(s + 5)
     assert requests[1].query_param("last_event_id") is None
     assert server_errors(caplog) == []
 
@@ -382,19 +385,23 @@ async def test_chat_page_tabs_on_four_transports_see_each_others_messages(
 
         for transport, page in tabs.items():
             # Every tab shows every message once, in hub id order, as arrived over its own transport.
-            expected = [[i, f"#{i} via {transport}", name, text] for i, (name, text) in enumerate(sent, 1)]
+            expected = [
+                [i, f"#{i} via {transport}", name, text]
+                for i, (name, text) in enumerate(sent, app.hub.start + 1)
+            ]
             assert await page.evaluate(CHAT_LOG) == expected, transport
             stats = await page.evaluate("window.rawrtChat.stats")
             assert stats[transport]["msgs"] == len(sent), (transport, stats)
             assert all(s["msgs"] == 0 for t, s in stats.items() if t != transport), (transport, stats)
             assert stats[transport]["reqs"] >= 1
             assert stats[transport]["bytes"] > 0, (transport, stats)
-            assert await page.evaluate("[...window.rawrtChat.seen]") == [1, 2, 3, 4]
-            assert await page.evaluate("window.rawrtChat.cursor") == 4
+            seen = [app.hub.start + i for i in (1, 2, 3, 4)]
+            assert await page.evaluate("[...window.rawrtChat.seen]") == seen
+            assert await page.evaluate("window.rawrtChat.cursor") == seen[-1]
             # The stats table shows this tab's transport as the active row.
             active = await page.evaluate("document.querySelector('#stats tr.active td').textContent")
             assert active == transport
-    assert [event.id for event in app.hub.since("default", 0).events] == [1, 2, 3, 4]
+    assert [event.id for event in app.hub.since("default", 0).events] == seen
     assert server_errors(caplog) == []
 
 
@@ -502,7 +509,7 @@ async def test_chat_tabs_recover_from_overflow_on_every_transport(
         await asyncio.sleep(0.3)
         for transport, page in tabs.items():
             log = await page.evaluate(CHAT_LOG)
-            assert [line[0] for line in log] == list(range(1, 17)), transport
+            assert [line[0] for line in log] == list(range(app.hub.start + 1, app.hub.start + 17)), transport
             assert [line[3] for line in log] == [f"burst {i}" for i in range(1, 13)] + [
                 f"post {i}" for i in range(13, 17)
             ]
@@ -539,7 +546,7 @@ async def test_chat_tab_switching_transport_resumes_from_its_cursor(
         await wait_for_lines(page, "switching", n, timeout=2 * TIMEOUT)
         await asyncio.sleep(0.3)
         log = await page.evaluate(CHAT_LOG)
-        assert [line[0] for line in log] == list(range(1, n + 1))
+        assert [line[0] for line in log] == list(range(app.hub.start + 1, app.hub.start + n + 1))
         assert [line[3] for line in log] == [f"message {i}" for i in range(1, n + 1)]
         stats = await page.evaluate("window.rawrtChat.stats")
         assert sum(s["msgs"] for s in stats.values()) == n

@@ -31,6 +31,8 @@ from httpwire import (  # type: ignore[import-not-found, unused-ignore]  # noqa:
 )
 
 from rawrt.demo import DemoApp, create_app  # noqa: E402
+from rawrt.hub import Hub  # noqa: E402
+from rawrt.hub.backends import Backend, MemoryBackend  # noqa: E402
 from rawrt.limits import Limits  # noqa: E402
 from rawrt.sansio.sse import MessageEvent, SSEParser  # noqa: E402
 from rawrt.server import Server  # noqa: E402
@@ -55,10 +57,17 @@ __all__ = [
 
 
 @contextlib.asynccontextmanager
-async def demo(limits: Limits | None = None) -> AsyncIterator[tuple[Server, DemoApp]]:
-    """The demo app with ``limits`` (for both the app and the server) on 127.0.0.1:<free port>."""
+async def demo(
+    limits: Limits | None = None, *, hub: Backend | str | None = None
+) -> AsyncIterator[tuple[Server, DemoApp]]:
+    """The demo app with ``limits`` (for both the app and the server) on 127.0.0.1:<free port>.
+
+    Its memory hub numbers events 1, 2, 3... (``Hub(start=0)``) so that tests read like the docs' examples;
+    the server's default, ids from the start time, has its own tests (test_hub_ids.py). ``hub`` picks
+    another backend (a Redis URL).
+    """
     limits = limits or Limits()
-    app = create_app(limits)
+    app = create_app(limits, hub if hub is not None else MemoryBackend(Hub(limits)))
     async with running(app, limits) as server:
         yield server, app
 
