@@ -14,21 +14,28 @@ import asyncio
 import errno
 import importlib
 import importlib.metadata
+import importlib.util
 import os
 import socket
 import ssl
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from . import __version__
 from .app import App
 from .config import Config, ConfigError
 from .config import add_arguments as add_server_arguments
+from .hub import Hub
+from .hub.backends import ENV_VAR as HUB_ENV_VAR
+from .hub.backends import MemoryBackend
 from .server import Server, serve
 from .testee import add_arguments as add_testee_arguments
 from .testee import run_from_args as run_testee
+from .workers import ENV_INDEX as WORKER_INDEX
+from .workers import ENV_SOCKET as WORKER_SOCKET
+from .workers import Supervisor, WorkerExit, report_ready, worker_socket
 
 __all__ = ["main", "load_app", "run", "version"]
 
@@ -121,12 +128,15 @@ def run(
     loop: str = "auto",
     ssl_context: ssl.SSLContext | None = None,
     trace: bool = False,
-    banner: str = "rawrt",
+    banner: str | None = "rawrt",
+    notify: Callable[[], None] | None = None,
     **options: Any,
 ) -> None:
     """Serve ``app`` until SIGINT/SIGTERM (then shut down gracefully).
 
-    ``options`` are :func:`rawrt.server.serve`'s other keywords (``limits``, ``proxy_headers``, ``uds``...).
+    ``options`` are :func:`rawrt.server.serve`'s other keywords (``limits``, ``proxy_headers``, ``uds``,
+    ``sock``...). ``banner=None`` prints no "listening on" line (a worker: its supervisor prints one);
+    ``notify`` is called once the server listens and its startup hooks ran.
 
     Raises:
         ConfigError: the address cannot be listened on (in use, not local, unresolvable, no permission).
@@ -139,6 +149,10 @@ def run(
     def ready(server: Server) -> None:
         nonlocal started
         started = True
+        if notify is not None:
+            notify()
+        if banner is None:
+            return
         if uds is not None:
             where = f"{scheme}+unix:{uds}"
         else:
@@ -207,7 +221,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         config = Config.from_args(args)
         options = config.server_options()  # builds the TLS context: a bad file fails before the import
-        config.configure_logging()
+        worker = os.environ.get(WORKER_INDEX) if os.environ.get(WORKER_SOCKET) else None
+        config.configure_logging(f"[worker {worker}] " if worker else "")
+        if config.hub is not None:
+            # Through the environment, so that the user's app (open_backend() with no URL) and every worker
+            # get the same hub.
+            os.environ[HUB_ENV_VAR] = config.hub
+        worker_sock = worker_socket()
+        supervising = config.workers > 1 and worker_sock is None
+        if supervising and args.command == "demo" and config.effective_hub() == "memory":
+            raise ConfigError(_SPLIT_HUB.format(workers=config.workers, what="the demo's channels"))
         if args.command == "serve":
             try:
                 app = load_app(args.app)
@@ -222,13 +245,22 @@ def main(argv: Sequence[str] | None = None) -> None:
                 )
                 raise SystemExit(1) from None
             banner = "rawrt"
+            if supervising and _has_memory_hub(app):
+                raise ConfigError(
+                    _SPLIT_HUB.format(workers=config.workers, what=f"the channels of {args.app}")
+                )
         else:
             from .demo import create_app
 
-            app = create_app()
+            app = create_app(config.limits)
             banner = "rawrt demo"
+        if supervising:
+            raise SystemExit(_supervise(config, banner, list(sys.argv[1:] if argv is None else argv)))
         ssl_context = options.pop("ssl")
         options.pop("trace")
+        if worker_sock is not None:
+            options["sock"] = worker_sock
+            options.pop("uds", None)
         run(
             app,
             config.host,
@@ -236,8 +268,76 @@ def main(argv: Sequence[str] | None = None) -> None:
             loop=config.loop,
             ssl_context=ssl_context,
             trace=config.trace,
-            banner=banner,
+            banner=None if worker_sock is not None else banner,
+            notify=report_ready if worker_sock is not None else None,
             **options,
         )
     except ConfigError as exc:
         _fail(prog, str(exc))
+
+
+#: Why ``--workers`` above 1 needs a shared hub (issue: each worker would number and keep its own events).
+_SPLIT_HUB = (
+    "--workers {workers} needs a shared hub: with the memory hub each worker would keep its own events and "
+    "a client moving between workers would miss them ({what}); use --hub redis://HOST:PORT/DB"
+)
+
+
+def _has_memory_hub(app: App) -> bool:
+    """Whether ``app`` keeps a hub in this process (a DemoApp-like ``backend``/``hub`` attribute)."""
+    backend = getattr(app, "backend", None)
+    if backend is not None:
+        return isinstance(backend, MemoryBackend)
+    return isinstance(getattr(app, "hub", None), Hub)
+
+
+def _supervise(config: Config, banner: str, argv: list[str]) -> int:
+    """``--workers N``: bind, start the workers, print the banner, supervise (:mod:`rawrt.workers`)."""
+    supervisor = Supervisor(
+        argv,
+        config.workers,
+        host=config.host,
+        port=config.port,
+        uds=config.uds,
+        shutdown_timeout=config.limits.shutdown_timeout,
+    )
+    try:
+        supervisor.bind()
+    except OSError as exc:
+        if not _bind_error(exc):
+            raise
+        where = f"unix socket {config.uds}" if config.uds is not None else f"{config.host}:{config.port}"
+        reason = exc.strerror if isinstance(exc, socket.gaierror) or not exc.errno else os.strerror(exc.errno)
+        raise ConfigError(f"cannot listen on {where}: {reason}") from None
+    scheme = "https" if config.ssl_certfile else "http"
+    if config.uds is not None:
+        where = f"{scheme}+unix:{config.uds}"
+    else:
+        shown = f"[{config.host}]" if ":" in config.host else config.host
+        where = f"{scheme}://{shown}:{supervisor.port}/"
+    loop_name = _loop_name(config.loop)
+
+    def ready() -> None:
+        pids = ", ".join(map(str, supervisor.pids()))
+        print(
+            f"{banner} listening on {where} (loop: {loop_name}), {config.workers} workers (pids {pids}), "
+            f"hub {config.effective_hub().rpartition('@')[2]}",
+            flush=True,
+        )
+
+    try:
+        return supervisor.run(ready)
+    except WorkerExit as exc:
+        print(f"{banner}: error: {exc}", file=sys.stderr, flush=True)
+        return 1
+
+
+def _loop_name(choice: str) -> str:
+    """The loop the workers will run (``_install_loop``'s choice, without installing it here)."""
+    if choice == "asyncio":
+        return "asyncio"
+    if importlib.util.find_spec("uvloop") is None:
+        if choice == "uvloop":
+            raise ConfigError("--loop uvloop: uvloop is not installed (pip install 'rawrt[uvloop]')")
+        return "asyncio"
+    return "uvloop"

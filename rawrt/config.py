@@ -16,11 +16,13 @@ from __future__ import annotations
 import argparse
 import configparser
 import dataclasses
+import importlib.util
 import ipaddress
 import json
 import logging
 import logging.config
 import math
+import os
 import re
 import ssl
 import types
@@ -29,6 +31,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .hub.backends import ENV_VAR as HUB_ENV_VAR
+from .hub.backends import hub_url_problem
 from .limits import DEFAULT_LIMITS, Limits
 from .server.channel import ACCESS_LOG_FIELDS
 
@@ -172,6 +176,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="proxies trusted for --proxy-headers, comma-separated, or * (default 127.0.0.1,::1)",
     )
     add("--root-path", default="", metavar="PATH", help="the prefix a proxy mounts the app under")
+    add(
+        "--hub",
+        metavar="URL",
+        help="the hub's backend: memory, or redis://HOST:PORT/DB shared by every worker and node "
+        "(pip install 'rawrt[redis]'); default: $RAWRT_HUB, else memory",
+    )
+    add(
+        "--workers",
+        type=parse_count,
+        default=1,
+        metavar="N",
+        help="N processes on one port, under a supervisor that restarts them (above 1 needs a shared --hub)",
+    )
     limits = parser.add_argument_group("limits (every Limits field: --limit NAME=VALUE)")
     limits.add_argument(
         "--limit-concurrency", type=parse_count, metavar="N", help="Limits.max_connections (503 past it)"
@@ -255,6 +272,8 @@ class Config:
     proxy_headers: bool = False
     forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1", "::1")
     root_path: str = ""
+    hub: str | None = None
+    workers: int = 1
     limits: Limits = field(default=DEFAULT_LIMITS)
 
     @classmethod
@@ -273,6 +292,9 @@ class Config:
                 raise ConfigError(
                     f"--access-log-format {args.access_log_format!r}: {exc!r} (fields: {fields})"
                 ) from None
+        hub = getattr(args, "hub", None)
+        if hub is not None:
+            _check_hub(hub)
         return cls(
             host=args.host,
             port=args.port,
@@ -288,8 +310,14 @@ class Config:
             proxy_headers=args.proxy_headers,
             forwarded_allow_ips=args.forwarded_allow_ips,
             root_path=args.root_path.rstrip("/"),
+            hub=hub,
+            workers=getattr(args, "workers", 1),
             limits=_limits_from(args),
         )
+
+    def effective_hub(self) -> str:
+        """The hub the app will get: ``--hub``, else ``$RAWRT_HUB``, else ``memory``."""
+        return self.hub or os.environ.get(HUB_ENV_VAR) or "memory"
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The server-side TLS context, or ``None`` for plain HTTP; a bad file is a :class:`ConfigError`."""
@@ -308,10 +336,11 @@ class Config:
             ) from None
         return context
 
-    def configure_logging(self) -> None:
-        """The root level and format, then ``--log-config`` on top (which may replace them)."""
+    def configure_logging(self, tag: str = "") -> None:
+        """The root level and format, then ``--log-config`` on top (which may replace them). ``tag`` starts
+        every message (``[worker 2]``: the workers of ``--workers`` share one stderr)."""
         logging.basicConfig(
-            level=self.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+            level=self.log_level.upper(), format=f"%(asctime)s {tag}%(name)s %(levelname)s %(message)s"
         )
         if self.log_config is not None:
             _load_log_config(self.log_config)
@@ -335,6 +364,20 @@ class Config:
         if self.uds is not None:
             options["uds"] = self.uds
         return options
+
+
+def _check_hub(url: str) -> None:
+    """A ``--hub`` URL that names a backend, whose extra is installed."""
+    problem = hub_url_problem(url)
+    if problem is not None:
+        raise ConfigError(problem)
+    if url != "memory" and importlib.util.find_spec("redis") is None:
+        raise ConfigError(f"--hub {_without_password(url)!r} needs redis-py: pip install 'rawrt[redis]'")
+
+
+def _without_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else url
 
 
 def _load_log_config(path: str) -> None:

@@ -137,9 +137,9 @@ def parse_timeout(text: str | None, limits: Limits = DEFAULT_LIMITS) -> float:
 def short_poll(hub: Hub, channel: str, since: int | None, *, max_batch: int | None = None) -> PollAnswer:
     """Answer at once with the events after ``since`` (module docstring)."""
     if since is None:
-        return PollAnswer((), hub.last_id(channel))
+        return PollAnswer((), hub.public_cursor(channel, hub.last_id(channel)))
     replay = hub.since(channel, since, max_batch)
-    return PollAnswer(replay.events, replay.cursor, replay.reset)
+    return PollAnswer(replay.events, hub.public_cursor(channel, replay.cursor), replay.reset)
 
 
 async def long_poll(
@@ -164,7 +164,7 @@ async def long_poll(
         The answer. After a disconnect the answer is empty (nobody will read it).
     """
     if since is None:
-        return PollAnswer((), hub.last_id(channel))
+        return PollAnswer((), hub.public_cursor(channel, hub.last_id(channel)))
     loop = asyncio.get_running_loop()
     released = loop.create_future()
 
@@ -190,12 +190,12 @@ async def long_poll(
                 timer.cancel()
                 gone.cancel()
             if request.is_disconnected():
-                return PollAnswer((), sub.cursor)
+                return PollAnswer((), hub.public_cursor(channel, sub.cursor))
             # A wake, the timeout, or shutdown (wait_disconnected returned while still connected): answer
             # with what there is.
             batch = sub.drain(max_batch)
         # After an overflow the batch is empty and the cursor unchanged: the next poll replays from history.
-        return PollAnswer(tuple(batch), sub.cursor, sub.reset)
+        return PollAnswer(tuple(batch), hub.public_cursor(channel, sub.cursor), sub.reset)
     finally:
         sub.close()
         if not released.done():

@@ -45,7 +45,18 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("application API", ("rawrt.app",)),
     ("asyncio adapters", ("rawrt.websocket.*", "rawrt.sse.*", "rawrt.polling")),
     ("server", ("rawrt.server.*",)),
-    ("entry points", ("rawrt", "rawrt.__main__", "rawrt.cli", "rawrt.config", "rawrt.demo", "rawrt.testee")),
+    (
+        "entry points",
+        (
+            "rawrt",
+            "rawrt.__main__",
+            "rawrt.cli",
+            "rawrt.config",
+            "rawrt.demo",
+            "rawrt.testee",
+            "rawrt.workers",
+        ),
+    ),
 )
 
 #: I/O, the clock and global randomness: what the sans-IO core must not import (STYLE.md §1).

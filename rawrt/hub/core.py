@@ -544,6 +544,17 @@ class Hub:
 
     # --- a cache of a stream kept elsewhere (rawrt.hub.redis) ------------------------------------------
 
+    def public_cursor(self, channel: str, cursor: int) -> int:
+        """The cursor to hand a client: 0 where ``cursor`` is the channel's origin (it has nothing yet).
+
+        Cursor 0 means "from the channel's origin" on every node and in every run, while the origin's own
+        number is local: a Redis copy that found no stream yet stands at the Redis clock's "now", which the
+        stream, created later, begins after. Handing out that number would make the client's next request,
+        on another node, look older than the stream (a reset); handing out 0 says exactly "nothing yet".
+        """
+        chan = self._channels.get(channel)
+        return 0 if chan is not None and cursor == chan.origin else cursor
+
     def has_channel(self, channel: str) -> bool:
         """Whether the hub has the channel (it has events, subscribers, or was given by :meth:`load`)."""
         return channel in self._channels
@@ -609,8 +620,6 @@ class Hub:
             return False
         while chan.history:
             self._drop_oldest(chan)
-        # The new event is gone as well: the history (empty now) holds everything after it.
-        chan.base = chan.last_id
         order = self._order
         while order and order[0].stale:
             self._evict_oldest()

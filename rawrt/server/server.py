@@ -23,7 +23,7 @@ from .channel import ACCESS_LOG_FIELDS, DEFAULT_ACCESS_LOG_FORMAT, error_log, wr
 from .connection import ServerConnection, close_in_stages
 from .proxy import TrustedProxies
 
-__all__ = ["Server", "serve", "raise_nofile_limit", "default_max_connections"]
+__all__ = ["Server", "serve", "raise_nofile_limit", "default_max_connections", "remove_stale_socket"]
 
 #: File descriptors kept out of the default connection cap: the listening sockets, log files, the app's own
 #: files and sockets, the event loop's self-pipe and selector.
@@ -164,9 +164,18 @@ class Server:
             return False
         return self.forwarded_allow_ips(peer[0] if peer else "")
 
-    async def start(self, host: str = "127.0.0.1", port: int = 8000, *, uds: str | None = None) -> None:
-        """Listen on ``host:port`` (port 0 picks a free port; see :attr:`port`), or on the Unix domain
-        socket ``uds`` (a stale socket file there is removed first).
+    async def start(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        *,
+        uds: str | None = None,
+        sock: socket.socket | None = None,
+    ) -> None:
+        """Listen on ``host:port`` (port 0 picks a free port; see :attr:`port`), on the Unix domain
+        socket ``uds`` (a stale socket file there is removed first), or on ``sock``, a socket already
+        bound and listening (a worker of ``--workers``, :mod:`rawrt.workers`; its owner removes a Unix
+        socket's file, not this server).
 
         Raises:
             OSError: the address is in use (``EADDRINUSE``) or cannot be bound.
@@ -178,8 +187,20 @@ class Server:
             self.max_connections = default_max_connections(nofile)
         # Each connection is read through a ByteStream of rawrt's own (not asyncio's streams), so that a
         # WebSocket can take its transport over with public calls only (rawrt.websocket.handover).
-        if uds is not None:
-            _remove_stale_socket(uds)
+        if sock is not None:
+            if sock.family == socket.AF_UNIX:
+                self._server = await loop.create_unix_server(
+                    lambda: ByteStream(self._accept), sock=sock, ssl=self.ssl, backlog=1024
+                )
+                where = f"unix:{sock.getsockname()}"
+            else:
+                self._server = await loop.create_server(
+                    lambda: ByteStream(self._accept), sock=sock, ssl=self.ssl, backlog=1024
+                )
+                shown = f"[{self.host}]" if ":" in self.host else self.host
+                where = f"{self.scheme}://{shown}:{self.port}"
+        elif uds is not None:
+            remove_stale_socket(uds)
             self._server = await loop.create_unix_server(
                 lambda: ByteStream(self._accept), uds, ssl=self.ssl, backlog=1024
             )
@@ -369,7 +390,7 @@ def _watch_plain_http(context: _ssl.SSLContext, fmt: str) -> None:
     context.sslobject_class = PlainHTTPWatch
 
 
-def _remove_stale_socket(path: str) -> None:
+def remove_stale_socket(path: str) -> None:
     """Remove a Unix socket file left by a server that is gone; refuse one a live server listens on."""
     try:
         mode = os.stat(path).st_mode
@@ -402,6 +423,7 @@ async def serve(
     root_path: str = "",
     access_log_format: str | None = None,
     uds: str | None = None,
+    sock: socket.socket | None = None,
 ) -> None:
     """Run a server until cancelled or until SIGINT/SIGTERM, then shut down gracefully (the arguments are
     :class:`Server`'s and :meth:`Server.start`'s)."""
@@ -417,7 +439,7 @@ async def serve(
         root_path=root_path,
         access_log_format=access_log_format,
     )
-    await server.start(host, port, uds=uds)
+    await server.start(host, port, uds=uds, sock=sock)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     installed = []

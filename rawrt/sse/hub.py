@@ -52,6 +52,7 @@ def hub_stream(
     last = hub.last_id(channel)
     # A resume id that is not a cursor still says the client had something: replay all with a reset.
     sub = stream.subscribe(hub, channel, cursor=0 if claimed is not None and cursor is None else cursor)
+    position = hub.public_cursor(channel, sub.cursor)
     if claimed is not None and (cursor is None or sub.reset):
         if cursor is None:
             reason = f"Last-Event-ID {claimed[:40]!r} is not an event id of this server"
@@ -59,10 +60,10 @@ def hub_stream(
             reason = f"event {cursor} is ahead of the channel (last id {last}): the server restarted?"
         else:
             reason = f"events after {cursor} are no longer in the history"
-        info = json.dumps({"reason": reason, "last_event_id": claimed[:40], "cursor": sub.cursor})
+        info = json.dumps({"reason": reason, "last_event_id": claimed[:40], "cursor": position})
         # §9.2.6: the id field sets the browser's Last-Event-ID to where this stream continues from.
-        stream.send_bytes_nowait(ServerSentEvent(data=info, event="reset", id=str(sub.cursor)).encode())
+        stream.send_bytes_nowait(ServerSentEvent(data=info, event="reset", id=str(position)).encode())
     else:
         # Dispatches nothing (no data field) but sets the client's last event ID: see rawrt.sse.stream.
-        stream.send_bytes_nowait(ServerSentEvent(id=str(sub.cursor)).encode())
+        stream.send_bytes_nowait(ServerSentEvent(id=str(position)).encode())
     return stream.response()

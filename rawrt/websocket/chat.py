@@ -73,7 +73,7 @@ async def chat_session(
 
     async def pump() -> None:
         if sub.reset:
-            await ws.send(json.dumps({"reset": True, "cursor": sub.cursor}))
+            await ws.send(json.dumps({"reset": True, "cursor": hub.public_cursor(channel, sub.cursor)}))
         while True:
             ready.clear()  # before draining: a publish in between sets it again (rawrt.hub, "Driving it")
             batch = sub.drain()
@@ -82,7 +82,10 @@ async def chat_session(
                     send_shared(ws, event_frames(event))
                     await ws.drain()
             elif sub.overflowed:
-                await ws.close(CloseCode.TRY_AGAIN_LATER, f"too slow: resume with since={sub.cursor}")
+                await ws.close(
+                    CloseCode.TRY_AGAIN_LATER,
+                    f"too slow: resume with since={hub.public_cursor(channel, sub.cursor)}",
+                )
                 return
             else:
                 await ready.wait()
