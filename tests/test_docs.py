@@ -289,6 +289,9 @@ PAGES = [
     "docs/reference/api.md",
     "docs/howto/write-a-handler.md",
     "docs/howto/deploy-behind-a-proxy.md",
+    "docs/howto/scale-out-with-redis.md",
+    "docs/topics/hub.md",
+    "docs/topics/hub-redis.md",
     "docs/tutorial/chat.md",
 ]
 

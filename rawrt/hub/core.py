@@ -6,12 +6,30 @@ through a plain callback, so the hub never awaits anyone and tests drive it with
 
 Contract
 --------
-Ids. Each channel numbers its events 1, 2, 3, ... in publish order, with no holes. That id is the *cursor*
-all four transports share: the SSE ``id:`` field (sent back as ``Last-Event-ID``), the WebSocket message's
-``id``, the long-poll ``cursor`` parameter. A cursor ``c`` means "I have every event up to ``c``"; 0 means
-"nothing yet". So a client can switch technique, or reconnect, and resume with nothing lost or repeated.
-Ids start at 1 again when the server restarts (the hub keeps nothing on disk). A channel created after the
-hub forgot others starts after their highest id instead (see "Forgetting channels").
+Ids. Each channel's events have increasing integer ids, in publish order. That id is the *cursor* all four
+transports share: the SSE ``id:`` field (sent back as ``Last-Event-ID``), the WebSocket message's ``id``,
+the long-poll ``cursor`` parameter. A cursor ``c`` means "I have every event up to ``c``", so a client can
+switch technique, or reconnect, and resume with nothing lost or repeated.
+
+* Start ids. ``Hub(start=S)`` counts every channel on from ``S``: its events are ``S + 1``, ``S + 2``, ...
+  (``start=0``, the default, gives 1, 2, 3). A server passes ``S`` = :func:`rawrt.hub.ids.start_id` of its
+  start time (``ms * 1024``: :class:`~rawrt.hub.backends.MemoryBackend`), so a run that starts later starts
+  above every id an earlier run handed out. The hub keeps nothing on disk, so a cursor from an earlier run
+  is then always *older* than the new history and gets ``reset`` ("Gap signal"). With ids restarting at 1
+  it would eventually fall inside the new run's range and silently skip events.
+* Non-contiguous ids. A channel that copies a stream kept elsewhere (:meth:`Hub.load`,
+  :meth:`Hub.publish_at`: a Redis stream, whose entry id ``ms-seq`` maps to ``ms * 1024 + seq``) has ids
+  with holes. So nothing here assumes ``id + 1``: each channel keeps ``base``, the position its retained
+  history follows without a gap (the id of the newest event it evicted, or where it started), and
+  ``origin``, what cursor 0 stands for. ``_Channel.locate`` finds where a replay after a cursor starts, by
+  arithmetic when the retained ids happen to be contiguous (the memory hub's), by bisection otherwise. A
+  cursor between two ids means "I have everything up to here", and the replay starts at the next id.
+* Cursor 0 means "from the channel's start" (``origin``: the hub's ``start``, or where the copied stream
+  began). It replays from the oldest retained event, and it gets ``reset`` once events after the origin
+  have been evicted ("Gap signal").
+
+A channel created after the hub forgot others starts after their highest id instead (see "Forgetting
+channels").
 
 History. Each channel keeps its newest events for replay, at most ``Limits.hub_history_count`` of them and
 ``Limits.hub_history_bytes`` bytes of data (UTF-8), evicting the oldest first. The byte bound is strict: an
@@ -39,16 +57,19 @@ cursor ``c`` (at most that channel's last id, so at most the floor) therefore se
 new channel's history, and gets ``reset``; unless ``c`` is the floor itself, which means it had every event
 up to it, and then nothing is missing. The price is a reset where none was needed: a cursor of 0, or one
 from a channel forgotten before the floor last rose, is reported as a gap on a new channel. Until a
-channel with events is forgotten the floor is 0 and ids start at 1; :meth:`Hub.last_id` and
-:meth:`Hub.since` answer for a channel the hub does not have as for an empty channel at the floor.
+channel with events is forgotten the floor is ``start`` and ids start at ``start + 1``; :meth:`Hub.last_id`
+and :meth:`Hub.since` answer for a channel the hub does not have as for an empty channel at the floor.
 
 Gap signal, never a silent gap. A replay (:meth:`Hub.since`, or :meth:`Hub.subscribe` with a cursor) whose
 cursor can no longer be honoured says so with ``reset=True`` and starts from the oldest retained event:
 
-* the cursor is older than the history (``cursor < first retained id - 1``): events were evicted;
-* the cursor is ahead of the channel (``cursor > last id``): it comes from an earlier run of the server
-  (ids restarted) or was made up. Nothing after it exists, so waiting for it would stall the client until
-  the channel caught up and then skip everything before; instead it is treated like a gap.
+* the cursor is older than the history (``cursor < base``): events were evicted, or the cursor comes from
+  an earlier run of the server (start ids put it below this run's history), or from a stream that was
+  replaced (a Redis that lost its data starts the stream again at a later origin);
+* the cursor is ahead of the channel (``cursor > last id``): it was made up, or comes from a clock that went
+  back. Nothing after it exists, so waiting for it would stall the client until the channel caught up and
+  then skip everything before; instead it is treated like a gap. (A backend whose copy may lag behind its
+  store catches up first, so a cursor another node just handed out is not taken for one: rawrt.hub.backends.)
 
 A transport passes ``reset`` on (an SSE ``event: reset``, a field in the poll answer or WebSocket message) so
 the client knows to reload its state.
@@ -79,6 +100,17 @@ and nobody is woken; ``False`` (the client is congested, or not ready yet): the 
 subscriber woken as usual. Once something is queued, every later event is queued behind it until the
 transport drained the queue, so the order and the overflow rule are those of the queue path. It exists for
 the fan-out's sake: 1,000 SSE clients cost 1,000 calls, not 1,000 queue appends, wakes and drains.
+
+A copy of a stream kept elsewhere. A backend that stores and numbers the events itself (Redis:
+:mod:`rawrt.hub.backends.redis`, docs/topics/hub-redis.md) keeps a copy of each channel it serves in a hub
+and lets the transports read that as usual. It uses three methods besides the reading ones:
+:meth:`Hub.load` makes a channel a copy of the stream's newest events, with its ``base``, ``origin`` and
+last id, and overflows the channel's subscribers if it replaces an existing copy (the stream changed under
+them: they resume and get ``reset`` if the new copy cannot honour them); :meth:`Hub.publish_at` appends an
+event with the store's id and fans it out like :meth:`Hub.publish`, ignoring one that is not newer than the
+channel's last id (the backend may read the same entry twice); :meth:`Hub.drop` forgets an unwatched copy
+that the backend stopped following. The history's bounds, the budget, overflow and the reset signal apply
+to a copy exactly as to published events.
 
 The hub is not thread-safe: call it from the event loop's thread only.
 
@@ -356,7 +388,7 @@ class Hub:
         return self._fan_out(chan, chan.last_id + 1, data, data_bytes)
 
     def publish_at(self, channel: str, event_id: int, data: str) -> Event | None:
-        """Publish ``data`` on ``channel`` with an id chosen elsewhere (a Redis stream's: rawrt.hub.redis).
+        """Publish ``data`` on ``channel`` with an id chosen elsewhere (a Redis stream's: hub.backends.redis).
 
         As :meth:`publish`, but only onto a channel :meth:`load` gave the hub, and only if ``event_id`` is
         above the channel's last id: a backend that reads the same stream twice (its live loop and a
@@ -471,8 +503,9 @@ class Hub:
             self._compact()
 
     def _not_kept(self, chan: _Channel) -> None:
-        """The new event is not kept. The history must end at the newest id (since() counts on contiguous
-        ids), so the channel's older events go too; evicting other channels' events for it would be no use."""
+        """The new event is not kept. The history holds every event after ``base`` with none missing, so it
+        must end at the newest id: the channel's older events go too, and ``base`` moves past the new event
+        (a replay that needs it reports a gap). Evicting other channels' events for it would be no use."""
         while chan.history:
             self._drop_oldest(chan)
         # The new event is gone as well: the history (empty now) holds everything after it.
@@ -542,7 +575,7 @@ class Hub:
         if chan.last_id > self._floor:
             self._floor = chan.last_id
 
-    # --- a cache of a stream kept elsewhere (rawrt.hub.redis) ------------------------------------------
+    # --- a copy of a stream kept elsewhere (rawrt.hub.backends.redis; module docstring) -----------------
 
     def public_cursor(self, channel: str, cursor: int) -> int:
         """The cursor to hand a client: 0 where ``cursor`` is the channel's origin (it has nothing yet).
@@ -620,6 +653,8 @@ class Hub:
             return False
         while chan.history:
             self._drop_oldest(chan)
+        # Nothing retained: every event up to last_id is gone (as in _not_kept).
+        chan.base = chan.last_id
         order = self._order
         while order and order[0].stale:
             self._evict_oldest()
