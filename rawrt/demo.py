@@ -111,8 +111,20 @@ def _page() -> str:
     return resources.files("rawrt").joinpath("static/index.html").read_text("utf-8")
 
 
-def _unavailable(exc: HubUnavailableError) -> Response:
-    return Response.text(f"{exc}\n", 503, headers=[("retry-after", "1")])
+def _unavailable(exc: HubUnavailableError, consequence: str = "try again") -> Response:
+    return Response.text(f"{exc}: {consequence}\n", 503, headers=[("retry-after", "1")])
+
+
+def _reconnect_later(exc: HubUnavailableError) -> Response:
+    """``/events`` while the hub's store is unreachable: an event stream that only says "reconnect in 1 s".
+
+    Not a 503: an ``EventSource`` fails for good on any status but 200 (WHATWG HTML §9.2.3, "fail the
+    connection") and would never come back. A 200 stream that ends makes it reconnect after ``retry``, with
+    its ``Last-Event-ID`` unchanged (no ``id`` field here), so it resumes exactly once Redis is back.
+    """
+    reason = " ".join(str(exc).split())  # one comment line: no CR or LF inside
+    body = f": {reason}\nretry: 1000\n\n".encode()
+    return Response(body, 200, [("cache-control", "no-store")], "text/event-stream; charset=utf-8")
 
 
 def create_app(limits: Limits = DEFAULT_LIMITS, hub: Backend | str | None = None) -> DemoApp:
@@ -208,7 +220,7 @@ def create_app(limits: Limits = DEFAULT_LIMITS, hub: Backend | str | None = None
         try:
             event = await backend.publish(channel, data)
         except HubUnavailableError as exc:
-            return _unavailable(exc)
+            return _unavailable(exc, "the event was not acknowledged (it may or may not be stored); retry")
         return Response.json({"id": event.id})
 
     @app.get("/events")
@@ -220,7 +232,7 @@ def create_app(limits: Limits = DEFAULT_LIMITS, hub: Backend | str | None = None
         try:
             await backend.prepare(channel, None if claimed is None else parse_cursor(claimed))
         except HubUnavailableError as exc:
-            return _unavailable(exc)
+            return _reconnect_later(exc)
         return hub_stream(request, core, channel, limits=limits)
 
     @app.get("/poll")

@@ -221,6 +221,17 @@ async def test_outage_503_logged_once_and_subscribers_get_everything_acknowledge
                 assert response.header(b"retry-after") == b"1"
             response = await exchange(b, get("/poll?channel=never-seen&since=0"))
             assert response.status == 503
+            assert (
+                response.body.startswith(b"the hub's Redis is unreachable (")
+                and b"try again" in response.body
+            )
+            # An EventSource would give up for good on a 503 (WHATWG §9.2.3): it gets a stream that only
+            # sets its reconnection time and ends, so it comes back in 1 s with its Last-Event-ID.
+            response = await exchange(b, get("/events?channel=never-seen", "Last-Event-ID: 5"))
+            assert response.status == 200
+            assert response.header(b"content-type") == b"text/event-stream; charset=utf-8"
+            assert response.body.startswith(b": the hub's Redis is unreachable (")
+            assert response.body.endswith(b")\nretry: 1000\n\n") and b"id:" not in response.body
             persistent_redis.start()
             after = await asyncio.wait_for(_publish_when_back(a, "o"), TIMEOUT)
             # The subscribers stayed connected, and get both acknowledged events once, in order.

@@ -222,7 +222,7 @@ class RedisBackend:
         if self._down_since is None:
             self._down_since = time.monotonic()
             logger.warning("hub: Redis at %s is unreachable (%s); retrying with backoff", self.url, exc)
-        return HubUnavailableError(f"the hub's Redis is unreachable ({exc}): the event was not acknowledged")
+        return HubUnavailableError(f"the hub's Redis is unreachable ({exc})")
 
     def _up(self) -> None:
         if self._down_since is not None:
