@@ -181,40 +181,61 @@ async def http(port: int, method: str, target: str, body: bytes = b"", extra: st
 
 def test_tutorial_has_its_files() -> None:
     files = sample_files(DOCS / "tutorial" / "chat.md")
-    assert {"chat_ws.py", "say_ws.py", "chat.py"} <= files.keys()
+    assert {"chat_ws.py", "listen_ws.py", "say_ws.py", "chat.py"} <= files.keys()
 
 
 @pytest.mark.asyncio
 async def test_tutorial_step_1_websocket_room(tmp_path: Path) -> None:
+    """Step 1 as the page says: a listener left running hears each speaker, and each speaker hears itself."""
     with importable(tmp_path, sample_files(DOCS / "tutorial" / "chat.md")):
         chat_ws = importlib.import_module("chat_ws")
+        listen_ws = importlib.import_module("listen_ws")
         say_ws = importlib.import_module("say_ws")
         async with serving(app_of(chat_ws)) as port:
-            other = await connect(f"ws://127.0.0.1:{port}/chat")
-            heard = await asyncio.wait_for(say_ws.main(f"ws://127.0.0.1:{port}/chat"), TIMEOUT)
-            assert heard == ["hello, room"]
-            assert await asyncio.wait_for(other.recv(), TIMEOUT) == "hello, room"
-            await other.close()
+            url = f"ws://127.0.0.1:{port}/chat"
+            listener = asyncio.ensure_future(listen_ws.main(url, 2))
+            await asyncio.sleep(0.1)  # the listener joins first, as in the second terminal
+            assert await asyncio.wait_for(say_ws.main(url), TIMEOUT) == ["hello, room"]
+            assert await asyncio.wait_for(say_ws.main(url, "again"), TIMEOUT) == ["again"]
+            assert await asyncio.wait_for(listener, TIMEOUT) == ["hello, room", "again"]
 
 
 @pytest.mark.asyncio
 async def test_tutorial_chat_over_three_transports(tmp_path: Path) -> None:
     with importable(tmp_path, sample_files(DOCS / "tutorial" / "chat.md")):
         chat = importlib.import_module("chat")
+        listen_ws = importlib.import_module("listen_ws")
         async with serving(app_of(chat)) as port:
-            assert await http(port, "POST", "/say", b"hello from curl") == (200, b'{"id":1}')
-            # WebSocket, resuming from the start of the room.
-            ws = await connect(f"ws://127.0.0.1:{port}/chat?since=0")
-            first = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
-            assert first == {"channel": "room", "id": 1, "data": "hello from curl"}
+            # Step 3 before anything is said: the stream opens with id 0, "nothing yet".
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+            assert b"text/event-stream" in head
+            assert b"id: 0\n\n" in await asyncio.wait_for(reader.read(4096), TIMEOUT)
+            writer.close()
+            await writer.wait_closed()
+            status, body = await http(port, "POST", "/say", b"hello from curl")
+            assert status == 200
+            first = json.loads(body)["id"]
+            assert (
+                first > 1024 * 1_700_000_000_000
+            )  # from the start time, not 1: never reused after a restart
+            # Step 2: the listener with ?since=0 replays the room's history.
+            heard = await asyncio.wait_for(listen_ws.main(f"ws://127.0.0.1:{port}/chat?since=0", 1), TIMEOUT)
+            assert [json.loads(m) for m in heard] == [
+                {"channel": "room", "id": first, "data": "hello from curl"}
+            ]
+            ws = await connect(f"ws://127.0.0.1:{port}/chat?since={first}")
             # A bad ?since= is refused before the handshake.
             assert await http(port, "GET", "/chat?since=x", extra=UPGRADE) == (
                 400,
                 b"since must be an event id (a non-negative integer), not 'x'\n",
             )
-            # Long polling: held until the next event.
-            held = asyncio.ensure_future(http(port, "GET", "/poll?since=1"))
-            # SSE: the stream opens with the joining id, then carries the event.
+            # Step 4: without since, at once with the cursor to start from; with it, held until an event.
+            status, body = await http(port, "GET", "/poll")
+            assert (status, json.loads(body)) == (200, {"cursor": first, "events": []})
+            held = asyncio.ensure_future(http(port, "GET", f"/poll?since={first}"))
+            # Step 3: the stream opens with the joining id (the last event), then carries the event.
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
@@ -222,19 +243,23 @@ async def test_tutorial_chat_over_three_transports(tmp_path: Path) -> None:
             await asyncio.sleep(0.05)
             assert not held.done()
             await ws.send("hello, everyone")
+            second = first + 1
             stream = b""
             while b"data: hello, everyone\n" not in stream:
                 stream += await asyncio.wait_for(reader.read(4096), TIMEOUT)
-            assert b"id: 1\n\n" in stream and b"id: 2\ndata: hello, everyone\n" in stream
+            # (Each inside its own chunk of the chunked body.)
+            assert f"id: {first}\n\n".encode() in stream
+            assert f"id: {second}\ndata: hello, everyone\n".encode() in stream
             writer.close()
+            await writer.wait_closed()
             status, body = await asyncio.wait_for(held, TIMEOUT)
             assert status == 200
             assert json.loads(body) == {
-                "cursor": 2,
-                "events": [{"channel": "room", "id": 2, "data": "hello, everyone"}],
+                "cursor": second,
+                "events": [{"channel": "room", "id": second, "data": "hello, everyone"}],
             }
             echoed = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
-            assert echoed["id"] == 2
+            assert echoed["id"] == second
             await ws.close()
 
 
