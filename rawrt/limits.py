@@ -86,6 +86,13 @@ class Limits:
     #: Writer buffer above which ``send()`` waits for the peer to read (websockets: 32 KiB).
     ws_write_high_water: int = 32 * KiB
 
+    # --- HTTP/2 (RFC 9113) ---------------------------------------------------------------------------------
+    #: The SETTINGS_MAX_FRAME_SIZE rawrt advertises: the largest frame payload it accepts, checked on the
+    #: 9-octet frame header before any payload is read. Crossing it: a connection error FRAME_SIZE_ERROR
+    #: (§4.2), i.e. GOAWAY and close. 16 KiB is the initial value every peer must accept anyway (§6.5.2)
+    #: and hypercorn's ``h2_max_inbound_frame_size``; the protocol allows 16 KiB to 16 MiB - 1.
+    h2_max_frame_size: int = 16 * KiB
+
     # --- Server-Sent Events, polling, hub -------------------------------------------------------------------
     #: Comment line sent on an idle event stream so proxies keep it open and dead clients are found.
     #: 15 s: the WHATWG spec suggests "every 15 seconds or so".
