@@ -142,6 +142,8 @@ class H2StreamError(H2Error):
     def __init__(self, stream_id: int, code: int, msg: str) -> None:
         super().__init__(code, msg)
         self.stream_id = stream_id
+
+
 class HPACKError(RemoteProtocolError):
     """An HPACK header block (RFC 7541) cannot be decoded: a bad index, a truncated or oversized integer or
     string, bad Huffman padding, a misplaced or too large dynamic table size update.

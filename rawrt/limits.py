@@ -102,6 +102,24 @@ class Limits:
     #: above it: COMPRESSION_ERROR (RFC 7541 §6.3). 4096 is the protocol's initial value (RFC 9113 §6.5.2),
     #: which every peer assumes until our SETTINGS arrive, so announcing it changes nothing.
     h2_header_table_size: int = 4 * KiB
+    #: SETTINGS_MAX_CONCURRENT_STREAMS: streams a client may have open at once (§5.1.2). One past it is
+    #: refused with REFUSED_STREAM, which a client may retry (§8.7). 100 is the value RFC 9113 recommends
+    #: as the least (§6.5.2), and what browsers meet at nginx and h2o.
+    h2_max_concurrent_streams: int = 100
+    #: SETTINGS_INITIAL_WINDOW_SIZE: the request body octets a stream may send ahead of what the application
+    #: consumed (§6.9.2). Past it: FLOW_CONTROL_ERROR on the stream. Never below the protocol's 65,535.
+    h2_stream_window: int = 256 * KiB
+    #: The connection's receive window (§6.9.1, granted with WINDOW_UPDATE at the start): the body octets of
+    #: all streams together that may wait unconsumed. It bounds a connection's buffered request bodies.
+    h2_connection_window: int = 1 * MiB
+    #: Frames one header block may span (HEADERS and its CONTINUATIONs). A real client needs more than one
+    #: only for a block over 16 KiB; past it: ENHANCE_YOUR_CALM (the CONTINUATION floods of 2024,
+    #: CVE-2024-27316).
+    h2_max_continuation_frames: int = 32
+    #: Streams a client may reset before they are answered, beyond those it let finish: past it,
+    #: ENHANCE_YOUR_CALM ("rapid reset", CVE-2023-44487: open and cancel streams so the server does the work
+    #: while the concurrency limit never bites).
+    h2_max_reset_streams: int = 200
 
     # --- Server-Sent Events, polling, hub -------------------------------------------------------------------
     #: Comment line sent on an idle event stream so proxies keep it open and dead clients are found.
