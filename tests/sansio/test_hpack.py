@@ -313,6 +313,18 @@ class TestHeaderTable:
         table.add(b"x" * 20, b"y" * 20)
         assert (table.entries, table.size) == ([], 0)
 
+    def test_new_entry_names_the_entry_it_evicts(self) -> None:
+        # §4.4: "A new entry can reference the name of an entry in the dynamic table that will be evicted
+        # when adding this new entry." A table of 68 holds (a, b) = 34 but not also (a, cc) = 35.
+        decoder = Decoder(max_table_size=68)
+        decoder.decode(b"\x40\x01a\x01b")
+        assert decoder.decode(b"\x7e\x02cc") == [(b"a", b"cc", False)]
+        assert decoder.table.entries == [(b"a", b"cc")]
+        encoder = Encoder(68)
+        assert encoder.encode([(b"a", b"b")], huffman=False) == b"\x40\x01a\x01b"
+        assert encoder.encode([(b"a", b"cc")], huffman=False) == b"\x7e\x02cc"
+        assert encoder.table.entries == [(b"a", b"cc")]
+
     def test_find(self) -> None:
         table = HeaderTable()
         assert table.find(b":method", b"GET") == (2, True)
@@ -800,16 +812,19 @@ class TestAgainstHpackPackage:
     """Differential: the ``hpack`` package encodes and rawrt decodes, and the other way round."""
 
     @settings(max_examples=200, deadline=None)
-    @given(_LISTS, st.booleans())
+    @given(_LISTS, st.booleans(), st.lists(st.integers(0, 4096), max_size=6))
     def test_hpack_encodes_rawrt_decodes(
-        self, lists: list[list[tuple[bytes, bytes, bool]]], huffman: bool
+        self, lists: list[list[tuple[bytes, bytes, bool]]], huffman: bool, sizes: list[int]
     ) -> None:
         oracle = hpack.Encoder()
         oracle_decoder = hpack.Decoder(max_header_list_size=2**31)
         decoder = Decoder(max_header_list_size=2**31)
-        for headers in lists:
+        for i, headers in enumerate(lists):
+            if i < len(sizes):
+                oracle.header_table_size = sizes[i]  # hpack opens its next block with a size update
             block = oracle.encode(headers, huffman=huffman)
             fields = decoder.decode(block)
+            assert decoder.table.max_size == oracle.header_table_size
             assert plain(fields) == [(n, v) for n, v, _ in headers]
             # The never-indexed flag as hpack itself reads it back (hpack sends a sensitive field that is a
             # full table match as an indexed field, so the flag is not always what was asked).

@@ -441,6 +441,8 @@ class Decoder:
             elif octet & 0x40:
                 # §6.2.1 literal with incremental indexing: 01xxxxxx, name index with a 6-bit prefix.
                 name, value, pos = self._literal(data, pos, 6)
+                # The name was read before the insertion, so a name taken from the very entry this
+                # insertion evicts is still right (§4.4 allows exactly that).
                 table.add(name, value)
                 sensitive = False
             elif octet & 0x20:
