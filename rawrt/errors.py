@@ -9,7 +9,9 @@ is written here, on the classes (``status_hint``, ``close_code``), and read wher
     ├── ProtocolError                 status_hint / close_code carry the answer to send
     │   ├── RemoteProtocolError       the peer broke the protocol (400 / 1002 unless refined)
     │   │   ├── LimitExceeded         a configured limit was crossed (413 / 414 / 431 / 1009)
-    │   │   └── HandshakeError        a bad WebSocket opening handshake (400 / 403 / 405 / 426)
+    │   │   │   └── HeaderListTooLarge    an HTTP/2 header block decodes past the header-list limit (431)
+    │   │   ├── HandshakeError        a bad WebSocket opening handshake (400 / 403 / 405 / 426)
+    │   │   └── HPACKError            an HPACK header block cannot be decoded (HTTP/2 COMPRESSION_ERROR)
     │   └── LocalProtocolError        *we* were asked to do something the protocol forbids (a bug in the app)
     ├── InvalidEventError             an app-built SSE event that cannot be encoded (newline in an id, ...)
     └── ConnectionClosed              the app used a connection that is closed (carries the close code)
@@ -26,6 +28,8 @@ __all__ = [
     "LocalProtocolError",
     "LimitExceeded",
     "HandshakeError",
+    "HPACKError",
+    "HeaderListTooLarge",
     "InvalidEventError",
     "HubUnavailableError",
     "ConnectionClosed",
@@ -94,6 +98,27 @@ class HandshakeError(RemoteProtocolError):
 
     status_hint = 400
     headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
+class HPACKError(RemoteProtocolError):
+    """An HPACK header block (RFC 7541) cannot be decoded: a bad index, a truncated or oversized integer or
+    string, bad Huffman padding, a misplaced or too large dynamic table size update.
+
+    The decoder's dynamic table is then out of step with the peer's encoder, so HTTP/2 treats this as a
+    connection error of type COMPRESSION_ERROR (RFC 9113 §4.3): the connection layer answers GOAWAY.
+    """
+
+
+class HeaderListTooLarge(LimitExceeded):
+    """A header block decoded to more than ``Limits.h2_max_header_list_size`` (RFC 9113 §6.5.2: the sum of
+    each field's name and value lengths plus 32).
+
+    Unlike :class:`HPACKError` this leaves the connection usable: the decoder read the rest of the block
+    (without keeping its fields) so its dynamic table stays in step with the peer's (RFC 9113 §10.5.1 "the
+    field block MUST be processed"). The connection layer answers the stream with 431 or REFUSED_STREAM.
+    """
+
+    status_hint = 431
 
 
 class InvalidEventError(RawrtError, ValueError):

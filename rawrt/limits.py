@@ -86,6 +86,17 @@ class Limits:
     #: Writer buffer above which ``send()`` waits for the peer to read (websockets: 32 KiB).
     ws_write_high_water: int = 32 * KiB
 
+    # --- HTTP/2 (RFC 9113, RFC 7541) ----------------------------------------------------------------------
+    #: A decoded header list (RFC 9113 §6.5.2: each field's name and value lengths plus 32), counted while
+    #: the block is decoded; announced as SETTINGS_MAX_HEADER_LIST_SIZE. Crossing it: 431 (or
+    #: REFUSED_STREAM), the connection goes on. 64 KiB is ``max_header_bytes``, so that a request head that
+    #: fits HTTP/1.1 fits HTTP/2 too (the 32 per field covers ~100 fields' worth of ": " and CRLF).
+    h2_max_header_list_size: int = 64 * KiB
+    #: The HPACK dynamic table we let the peer's encoder use (SETTINGS_HEADER_TABLE_SIZE). A size update
+    #: above it: COMPRESSION_ERROR (RFC 7541 §6.3). 4096 is the protocol's initial value (RFC 9113 §6.5.2),
+    #: which every peer assumes until our SETTINGS arrive, so announcing it changes nothing.
+    h2_header_table_size: int = 4 * KiB
+
     # --- Server-Sent Events, polling, hub -------------------------------------------------------------------
     #: Comment line sent on an idle event stream so proxies keep it open and dead clients are found.
     #: 15 s: the WHATWG spec suggests "every 15 seconds or so".
