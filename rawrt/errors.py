@@ -11,7 +11,10 @@ is written here, on the classes (``status_hint``, ``close_code``), and read wher
     │   │   ├── LimitExceeded         a configured limit was crossed (413 / 414 / 431 / 1009)
     │   │   │   └── HeaderListTooLarge    an HTTP/2 header block decodes past the header-list limit (431)
     │   │   ├── HandshakeError        a bad WebSocket opening handshake (400 / 403 / 405 / 426)
-    │   │   └── HPACKError            an HPACK header block cannot be decoded (HTTP/2 COMPRESSION_ERROR)
+    │   │   ├── HPACKError            an HPACK header block cannot be decoded (HTTP/2 COMPRESSION_ERROR)
+    │   │   └── H2Error               an HTTP/2 peer broke RFC 9113; ``code``: the §7 error code to send
+    │   │       ├── H2ConnectionError     §5.4.1: GOAWAY(code), then close the connection
+    │   │       └── H2StreamError         §5.4.2: RST_STREAM(stream_id, code); the connection goes on
     │   └── LocalProtocolError        *we* were asked to do something the protocol forbids (a bug in the app)
     ├── InvalidEventError             an app-built SSE event that cannot be encoded (newline in an id, ...)
     └── ConnectionClosed              the app used a connection that is closed (carries the close code)
@@ -30,6 +33,9 @@ __all__ = [
     "HandshakeError",
     "HPACKError",
     "HeaderListTooLarge",
+    "H2Error",
+    "H2ConnectionError",
+    "H2StreamError",
     "InvalidEventError",
     "HubUnavailableError",
     "ConnectionClosed",
@@ -119,6 +125,44 @@ class HeaderListTooLarge(LimitExceeded):
     """
 
     status_hint = 431
+
+
+class H2Error(RemoteProtocolError):
+    """The HTTP/2 peer broke a rule of RFC 9113. Catch this to handle both kinds of §5.4 error.
+
+    HTTP/2 answers errors with frames, not statuses: ``code`` is the RFC 9113 §7 error code to send
+    (``rawrt.sansio.h2.frames.ErrorCode``; a plain int here, since this module imports nothing from the
+    protocols). Never raised itself: one of the two subclasses says whether the connection survives.
+
+    Attributes:
+        code: the error code for the GOAWAY or RST_STREAM frame that answers this error.
+    """
+
+    def __init__(self, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.code = code
+
+
+class H2ConnectionError(H2Error):
+    """A connection error (RFC 9113 §5.4.1): the frame layer cannot go on.
+
+    The answer is a GOAWAY carrying ``code`` (and the last stream id processed), then closing TCP.
+    """
+
+
+class H2StreamError(H2Error):
+    """A stream error (RFC 9113 §5.4.2): only one stream is affected.
+
+    The answer is a RST_STREAM for ``stream_id`` carrying ``code``; every other stream, and the
+    connection, go on. The frame that caused it has been consumed, so reading can continue.
+
+    Attributes:
+        stream_id: the stream to reset.
+    """
+
+    def __init__(self, stream_id: int, code: int, msg: str) -> None:
+        super().__init__(code, msg)
+        self.stream_id = stream_id
 
 
 class InvalidEventError(RawrtError, ValueError):

@@ -96,6 +96,11 @@ class Limits:
     #: above it: COMPRESSION_ERROR (RFC 7541 §6.3). 4096 is the protocol's initial value (RFC 9113 §6.5.2),
     #: which every peer assumes until our SETTINGS arrive, so announcing it changes nothing.
     h2_header_table_size: int = 4 * KiB
+    #: The SETTINGS_MAX_FRAME_SIZE rawrt advertises: the largest frame payload it accepts, checked on the
+    #: 9-octet frame header before any payload is read. Crossing it: a connection error FRAME_SIZE_ERROR
+    #: (§4.2), i.e. GOAWAY and close. 16 KiB is the initial value every peer must accept anyway (§6.5.2)
+    #: and hypercorn's ``h2_max_inbound_frame_size``; the protocol allows 16 KiB to 16 MiB - 1.
+    h2_max_frame_size: int = 16 * KiB
 
     # --- Server-Sent Events, polling, hub -------------------------------------------------------------------
     #: Comment line sent on an idle event stream so proxies keep it open and dead clients are found.
