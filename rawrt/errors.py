@@ -31,11 +31,11 @@ __all__ = [
     "LocalProtocolError",
     "LimitExceeded",
     "HandshakeError",
+    "HPACKError",
+    "HeaderListTooLarge",
     "H2Error",
     "H2ConnectionError",
     "H2StreamError",
-    "HPACKError",
-    "HeaderListTooLarge",
     "InvalidEventError",
     "HubUnavailableError",
     "ConnectionClosed",
@@ -106,6 +106,27 @@ class HandshakeError(RemoteProtocolError):
     headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
+class HPACKError(RemoteProtocolError):
+    """An HPACK header block (RFC 7541) cannot be decoded: a bad index, a truncated or oversized integer or
+    string, bad Huffman padding, a misplaced or too large dynamic table size update.
+
+    The decoder's dynamic table is then out of step with the peer's encoder, so HTTP/2 treats this as a
+    connection error of type COMPRESSION_ERROR (RFC 9113 §4.3): the connection layer answers GOAWAY.
+    """
+
+
+class HeaderListTooLarge(LimitExceeded):
+    """A header block decoded to more than ``Limits.h2_max_header_list_size`` (RFC 9113 §6.5.2: the sum of
+    each field's name and value lengths plus 32).
+
+    Unlike :class:`HPACKError` this leaves the connection usable: the decoder read the rest of the block
+    (without keeping its fields) so its dynamic table stays in step with the peer's (RFC 9113 §10.5.1 "the
+    field block MUST be processed"). The connection layer answers the stream with 431 or REFUSED_STREAM.
+    """
+
+    status_hint = 431
+
+
 class H2Error(RemoteProtocolError):
     """The HTTP/2 peer broke a rule of RFC 9113. Catch this to handle both kinds of §5.4 error.
 
@@ -142,27 +163,6 @@ class H2StreamError(H2Error):
     def __init__(self, stream_id: int, code: int, msg: str) -> None:
         super().__init__(code, msg)
         self.stream_id = stream_id
-
-
-class HPACKError(RemoteProtocolError):
-    """An HPACK header block (RFC 7541) cannot be decoded: a bad index, a truncated or oversized integer or
-    string, bad Huffman padding, a misplaced or too large dynamic table size update.
-
-    The decoder's dynamic table is then out of step with the peer's encoder, so HTTP/2 treats this as a
-    connection error of type COMPRESSION_ERROR (RFC 9113 §4.3): the connection layer answers GOAWAY.
-    """
-
-
-class HeaderListTooLarge(LimitExceeded):
-    """A header block decoded to more than ``Limits.h2_max_header_list_size`` (RFC 9113 §6.5.2: the sum of
-    each field's name and value lengths plus 32).
-
-    Unlike :class:`HPACKError` this leaves the connection usable: the decoder read the rest of the block
-    (without keeping its fields) so its dynamic table stays in step with the peer's (RFC 9113 §10.5.1 "the
-    field block MUST be processed"). The connection layer answers the stream with 431 or REFUSED_STREAM.
-    """
-
-    status_hint = 431
 
 
 class InvalidEventError(RawrtError, ValueError):

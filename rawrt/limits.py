@@ -86,12 +86,6 @@ class Limits:
     #: Writer buffer above which ``send()`` waits for the peer to read (websockets: 32 KiB).
     ws_write_high_water: int = 32 * KiB
 
-    # --- HTTP/2 (RFC 9113) ---------------------------------------------------------------------------------
-    #: The SETTINGS_MAX_FRAME_SIZE rawrt advertises: the largest frame payload it accepts, checked on the
-    #: 9-octet frame header before any payload is read. Crossing it: a connection error FRAME_SIZE_ERROR
-    #: (§4.2), i.e. GOAWAY and close. 16 KiB is the initial value every peer must accept anyway (§6.5.2)
-    #: and hypercorn's ``h2_max_inbound_frame_size``; the protocol allows 16 KiB to 16 MiB - 1.
-    h2_max_frame_size: int = 16 * KiB
     # --- HTTP/2 (RFC 9113, RFC 7541) ----------------------------------------------------------------------
     #: A decoded header list (RFC 9113 §6.5.2: each field's name and value lengths plus 32), counted while
     #: the block is decoded; announced as SETTINGS_MAX_HEADER_LIST_SIZE. Crossing it: 431 (or
@@ -102,6 +96,11 @@ class Limits:
     #: above it: COMPRESSION_ERROR (RFC 7541 §6.3). 4096 is the protocol's initial value (RFC 9113 §6.5.2),
     #: which every peer assumes until our SETTINGS arrive, so announcing it changes nothing.
     h2_header_table_size: int = 4 * KiB
+    #: The SETTINGS_MAX_FRAME_SIZE rawrt advertises: the largest frame payload it accepts, checked on the
+    #: 9-octet frame header before any payload is read. Crossing it: a connection error FRAME_SIZE_ERROR
+    #: (§4.2), i.e. GOAWAY and close. 16 KiB is the initial value every peer must accept anyway (§6.5.2)
+    #: and hypercorn's ``h2_max_inbound_frame_size``; the protocol allows 16 KiB to 16 MiB - 1.
+    h2_max_frame_size: int = 16 * KiB
     #: SETTINGS_MAX_CONCURRENT_STREAMS: streams a client may have open at once (§5.1.2). One past it is
     #: refused with REFUSED_STREAM, which a client may retry (§8.7). 100 is the value RFC 9113 recommends
     #: as the least (§6.5.2), and what browsers meet at nginx and h2o.

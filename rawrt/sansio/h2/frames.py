@@ -461,7 +461,7 @@ class PushPromiseFrame:
 
     Attributes:
         stream_id: the client-initiated stream the push is associated with (never 0).
-        promised_stream_id: the stream reserved for the push (never 0).
+        promised_stream_id: the stream reserved for the push: even (server-initiated, §5.1.1), never 0.
         fragment: the field block fragment of the promised request, without padding.
         end_headers: END_HEADERS: the field block is complete.
         padding: padding octets with the PADDED flag, or ``None`` without it.
@@ -479,12 +479,15 @@ class PushPromiseFrame:
         """The frame's wire bytes.
 
         Raises:
-            LocalProtocolError: see :meth:`DataFrame.serialize`; or a promised stream that is 0 or out
-                of range.
+            LocalProtocolError: see :meth:`DataFrame.serialize`; or a promised stream that is 0, odd or
+                out of range.
         """
         _check_stream("PUSH_PROMISE", self.stream_id)
-        if not 1 <= self.promised_stream_id <= MAX_STREAM_ID:
-            raise LocalProtocolError(f"promised stream {self.promised_stream_id} is not in 1..2**31-1")
+        if not 1 <= self.promised_stream_id <= MAX_STREAM_ID or self.promised_stream_id % 2:
+            # §5.1.1: a pushed stream is server-initiated, so even.
+            raise LocalProtocolError(
+                f"promised stream {self.promised_stream_id} is not an even stream id in 2..2**31-2"
+            )
         flags = END_HEADERS if self.end_headers else 0
         parts = [_U32_FIELD.pack(self.promised_stream_id), self.fragment]
         if self.padding is not None:
@@ -881,11 +884,14 @@ def _parse_settings(flags: int, stream_id: int, payload: bytes) -> Frame:
 def _parse_push_promise(flags: int, stream_id: int, payload: bytes) -> Frame:
     start = 1 if flags & PADDED else 0
     promised = _U32_FIELD.unpack_from(payload, start)[0] & _U31
-    if not promised:
-        # §5.1.1: stream 0 is the connection; it can never be a new stream (§6.6: "illegal stream
-        # identifier" is a connection error).
+    if not promised or promised % 2:
+        # §5.1.1: only servers push, and "streams initiated by a server MUST use even-numbered stream
+        # identifiers"; stream 0 is the connection. §6.6: promising an "illegal stream identifier" is a
+        # connection error. (Whether the id is also new is the connection's to check.)
         raise _connection_error(
-            ErrorCode.PROTOCOL_ERROR, f"PUSH_PROMISE frame on stream {stream_id} promises stream 0"
+            ErrorCode.PROTOCOL_ERROR,
+            f"PUSH_PROMISE frame on stream {stream_id} promises stream {promised}, "
+            "expected an even (server-initiated) stream",
         )
     start += 4
     padding = None
