@@ -57,7 +57,7 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,7 +76,19 @@ from transport_clients import (
 )
 
 HERE = Path(__file__).resolve().parent
-CONFIGS = ("rawrt-memory", "rawrt-redis", "socketio-redis")
+CONFIGS = ("rawrt-memory", "rawrt-redis-1", "rawrt-redis", "socketio-redis")
+LABELS = {
+    "rawrt-memory": "rawrt, 1 node, memory hub",
+    "rawrt-redis-1": "rawrt, 1 node, Redis hub",
+    "rawrt-redis": "rawrt, 2 nodes, Redis hub",
+    "socketio-redis": "python-socketio, 2 nodes, Redis",
+}
+SHORT = {
+    "rawrt-memory": "memory",
+    "rawrt-redis-1": "Redis, 1 node",
+    "rawrt-redis": "Redis, 2 nodes",
+    "socketio-redis": "socketio",
+}
 CHANNEL = "fanout"
 #: The aim of issue 11: sharing through Redis costs less than this times the single node's latency.
 AIM = 1.5
@@ -267,11 +279,11 @@ class Slice:
     expected: int
     duplicates: int
     rate: float
-    #: Nodes' and Redis's CPU per delivered event, microseconds.
+    #: Nodes' and Redis's CPU per delivered event, microseconds (``/proc``: 10 ms ticks).
     cpu_us: float
-    #: The part of it spent by Redis.
-    redis_cpu_us: float
+    #: Redis's counters over the slice (``None``: no Redis), and the seconds between the two snapshots.
     redis: RedisStats | None
+    window: float
     errors: tuple[str, ...]
 
 
@@ -303,13 +315,22 @@ class Node:
     conns: list[Client] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Layout:
+    """One configuration's processes: its nodes, and its Redis if it has one."""
+
+    nodes: list[Node]
+    redis_pid: int | None = None
+    redis_port: int | None = None
+
+
 class Target:
     """One configuration: its nodes (the publisher posts to the first), its Redis, its clients."""
 
-    def __init__(self, name: str, nodes: list[Node], redis_pid: int | None, redis: Any) -> None:
+    def __init__(self, name: str, layout: Layout, redis: Any) -> None:
         self.name = name
-        self.nodes = nodes
-        self.redis_pid = redis_pid
+        self.nodes = layout.nodes
+        self.redis_pid = layout.redis_pid
         self.redis = redis
         self.publisher: Publisher | None = None
 
@@ -355,11 +376,10 @@ class Target:
 
     async def paced(self, interval: float, seconds: float) -> Slice:
         publisher = await self.connect_publisher()
-        marks = [(len(n.tally.latencies), n.tally.delivered, n.tally.duplicates) for n in self.nodes]
+        marks = [(len(n.tally.latencies), n.tally.duplicates) for n in self.nodes]
         d0 = self.delivered()
         stats0 = await redis_stats(self.redis) if self.redis is not None else None
         cpu0, t0 = sum(map(cpu_seconds, self.pids)), time.monotonic()
-        redis_cpu0 = cpu_seconds(self.redis_pid) if self.redis_pid else 0.0
         loop = asyncio.get_running_loop()
         start, count, posts = loop.time(), max(1, round(seconds / interval)), []
         for k in range(count):
@@ -376,17 +396,16 @@ class Target:
         expected = self.clients() * count
         await self.wait_deliveries(d0 + expected, 5)
         cpu1 = sum(map(cpu_seconds, self.pids))
-        redis_cpu1 = cpu_seconds(self.redis_pid) if self.redis_pid else 0.0
         stats = (await redis_stats(self.redis)).minus(stats0) if stats0 is not None else None
+        window = time.monotonic() - t0
         delivered = self.delivered() - d0
         per_node = []
         every: list[float] = []
-        for node, (n0, _, _) in zip(self.nodes, marks, strict=True):
+        for node, (n0, _) in zip(self.nodes, marks, strict=True):
             lat = sorted(node.tally.latencies[n0:])
             every += lat
             per_node.append((1000 * percentile(lat, 0.50), 1000 * percentile(lat, 0.99)))
         every.sort()
-        errors = [e for node in self.nodes for e in node.tally.errors[:5]]
         return Slice(
             p50_ms=1000 * percentile(every, 0.50),
             p99_ms=1000 * percentile(every, 0.99),
@@ -395,12 +414,12 @@ class Target:
             published=count,
             delivered=delivered,
             expected=expected,
-            duplicates=sum(n.tally.duplicates - m[2] for n, m in zip(self.nodes, marks, strict=True)),
+            duplicates=sum(n.tally.duplicates - m[1] for n, m in zip(self.nodes, marks, strict=True)),
             rate=delivered / (t1 - t0),
             cpu_us=1e6 * (cpu1 - cpu0) / max(1, delivered),
-            redis_cpu_us=1e6 * (redis_cpu1 - redis_cpu0) / max(1, delivered),
             redis=stats,
-            errors=tuple(errors),
+            window=window,
+            errors=tuple(e for node in self.nodes for e in node.tally.errors[:5]),
         )
 
     async def burst(self, events: int) -> Burst:
@@ -431,14 +450,16 @@ def show(name: str, s: Slice) -> str:
     redis = ""
     if s.redis is not None:
         cmds = sum(s.redis.calls.values())
-        redis = f"; Redis {cmds / s.published:.2f} cmd/publish {dict(sorted(s.redis.calls.items()))}"
+        redis = (
+            f"; Redis {cmds / s.published:.2f} cmd/publish {dict(sorted(s.redis.calls.items()))}, "
+            f"{sum(s.redis.usec.values()) / s.published:.0f} µs/publish in commands, "
+            f"CPU {100 * s.redis.cpu / s.window:.1f}%"
+        )
     return (
         f"{name:>14}: p50 {s.p50_ms:6.2f} ms, p99 {s.p99_ms:6.2f} ms (nodes {nodes}); "
         f"POST {s.post_ms:.2f} ms; "
         f"delivered {s.delivered}/{s.expected} (dup {s.duplicates}), {s.rate:,.0f}/s; "
-        f"CPU {s.cpu_us:.1f} µs/delivery (Redis {s.redis_cpu_us:.2f})"
-        + redis
-        + (f"; errors {list(s.errors)}" if s.errors else "")
+        f"CPU {s.cpu_us:.1f} µs/delivery" + redis + (f"; errors {list(s.errors)}" if s.errors else "")
     )
 
 
@@ -456,31 +477,35 @@ def show_burst(name: str, b: Burst) -> str:
 class Results:
     slices: dict[str, list[Slice]]
     bursts: dict[str, list[Burst]]
-    lost: dict[str, int]
-    duplicates: dict[str, int]
-    delivered: dict[str, int]
+    lost: dict[str, int] = field(default_factory=dict)
+    duplicates: dict[str, int] = field(default_factory=dict)
+    #: Each Redis's CPU with its cluster connected but idle (no publishing), fraction of one core.
+    redis_idle: dict[str, float] = field(default_factory=dict)
 
 
-async def run(
-    args: argparse.Namespace, layout: dict[str, tuple[list[Node], int | None, int | None]]
-) -> Results:
+async def run(args: argparse.Namespace, layouts: dict[str, Layout]) -> Results:
     from redis.asyncio import Redis
 
     interval = args.interval_ms / 1000
-    clients: list[Any] = []
     targets: dict[str, Target] = {}
-    for name, (nodes, redis_pid, redis_port) in layout.items():
-        client = Redis(host="127.0.0.1", port=redis_port) if redis_port else None
-        if client is not None:
-            clients.append(client)
-        targets[name] = Target(name, nodes, redis_pid, client)
+    for name, layout in layouts.items():
+        redis = Redis(host="127.0.0.1", port=layout.redis_port) if layout.redis_port else None
+        targets[name] = Target(name, layout, redis)
     for target in targets.values():
         await target.open(args.clients)
     await asyncio.sleep(0.5)
     for target in targets.values():  # warm-up: code paths, the allocator, Redis's scripts and streams
         print("warm-up", show(target.name, await target.paced(interval, 1)), flush=True)
         print("warm-up", show_burst(target.name, await target.burst(args.burst)), flush=True)
-    results = Results({n: [] for n in CONFIGS}, {n: [] for n in CONFIGS}, {}, {}, {})
+    res = Results({n: [] for n in CONFIGS}, {n: [] for n in CONFIGS})
+    # Redis's CPU with nothing published: its timers, and the rawrt nodes' XREAD BLOCK timing out once a
+    # second. Subtracted from the slices' Redis CPU, so that what is left is the publishing's.
+    idle0 = {n: await redis_stats(t.redis) for n, t in targets.items() if t.redis is not None}
+    t0 = time.monotonic()
+    await asyncio.sleep(2)
+    for name, before in idle0.items():
+        after = await redis_stats(targets[name].redis)
+        res.redis_idle[name] = (after.cpu - before.cpu) / (time.monotonic() - t0)
     expected = {n: 0 for n in CONFIGS}
     start = {n: targets[n].delivered() for n in CONFIGS}
     try:
@@ -489,30 +514,31 @@ async def run(
             for name in CONFIGS[i % len(CONFIGS) :] + CONFIGS[: i % len(CONFIGS)]:
                 target = targets[name]
                 s = await target.paced(interval, args.seconds)
-                results.slices[name].append(s)
+                res.slices[name].append(s)
                 expected[name] += s.expected
                 print(f"round {i + 1}", show(name, s), flush=True)
                 b = await target.burst(args.burst)
-                results.bursts[name].append(b)
+                res.bursts[name].append(b)
                 expected[name] += b.expected
                 print(f"round {i + 1}", show_burst(name, b), flush=True)
     finally:
         for name, target in targets.items():
-            delivered = target.delivered() - start[name]
-            results.delivered[name] = delivered
-            results.lost[name] = expected[name] - delivered
-            results.duplicates[name] = sum(node.tally.duplicates for node in target.nodes)
+            res.lost[name] = expected[name] - (target.delivered() - start[name])
+            res.duplicates[name] = sum(node.tally.duplicates for node in target.nodes)
             target.close()
-        for client in clients:
-            await client.aclose()
+            if target.redis is not None:
+                await target.redis.aclose()
         await asyncio.sleep(0.2)
-    return results
+    return res
 
 
-def start_redis() -> tuple[Any, int]:
+def start_redis(procs: list[subprocess.Popen[bytes]]) -> tuple[int, int]:
+    """A Redis server on a free port, pinned with the servers, keeping nothing on disk: (pid, port)."""
     port = free_port()
     argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    return start_server(argv, port), port
+    proc = start_server(argv, port)
+    procs.append(proc)
+    return proc.pid, port
 
 
 def main() -> None:
@@ -523,7 +549,7 @@ def main() -> None:
     parser.add_argument("--interval-ms", type=float, default=100)
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--burst", type=int, default=100)
+    parser.add_argument("--burst", type=int, default=50)
     parser.add_argument("--write", action="store_true", help="write the figures into docs/benchmarks.md")
     args = parser.parse_args()
 
@@ -532,59 +558,49 @@ def main() -> None:
     want = len(CONFIGS) * args.clients + 100
     if soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
-    procs = []
+    procs: list[subprocess.Popen[bytes]] = []
     wall0 = time.monotonic()
+
+    def node(script: str, *options: str) -> Node:
+        port = free_port()
+        proc = start_server([sys.executable, str(HERE / script), str(port), *options], port)
+        procs.append(proc)
+        return Node(port, proc.pid)
+
     try:
-        rawrt_redis, rawrt_redis_port = start_redis()
-        sio_redis, sio_redis_port = start_redis()
-        procs += [rawrt_redis, sio_redis]
-
-        def node(argv: Sequence[str]) -> Node:
-            port = free_port()
-            proc = start_server([sys.executable, *argv[:1], str(port), *argv[1:]], port)
-            procs.append(proc)
-            return Node(port, proc.pid)
-
-        demo, peer = str(HERE / "demo_server.py"), str(HERE / "socketio_peer.py")
-        rawrt_url = f"redis://127.0.0.1:{rawrt_redis_port}/0"
-        sio_url = f"redis://127.0.0.1:{sio_redis_port}/0"
-        layout: dict[str, tuple[list[Node], int | None, int | None]] = {
-            "rawrt-memory": ([node([demo, "--hub", "memory"])], None, None),
-            "rawrt-redis": (
-                [node([demo, "--hub", rawrt_url]) for _ in range(2)],
-                rawrt_redis.pid,
-                rawrt_redis_port,
-            ),
-            "socketio-redis": (
-                [node([peer, "--redis", sio_url]) for _ in range(2)],
-                sio_redis.pid,
-                sio_redis_port,
-            ),
-        }
+        layouts: dict[str, Layout] = {"rawrt-memory": Layout([node("demo_server.py", "--hub", "memory")])}
+        for name, script, option, count in (
+            ("rawrt-redis-1", "demo_server.py", "--hub", 1),
+            ("rawrt-redis", "demo_server.py", "--hub", 2),
+            ("socketio-redis", "socketio_peer.py", "--redis", 2),
+        ):
+            pid, port = start_redis(procs)
+            url = f"redis://127.0.0.1:{port}/0"
+            layouts[name] = Layout([node(script, option, url) for _ in range(count)], pid, port)
         if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
             os.sched_setaffinity(0, {int(CLIENT_CPU)})
         import uvloop
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         load_before = os.getloadavg()[0]
-        results = asyncio.run(run(args, layout))
+        results = asyncio.run(run(args, layouts))
         load_after = os.getloadavg()[0]
     finally:
         for proc in reversed(procs):
             stop(proc)
-    wall = time.monotonic() - wall0
-    report(args, results, load_before, load_after, wall)
+    report(args, results, (load_before, load_after), time.monotonic() - wall0)
 
 
-def report(
-    args: argparse.Namespace, res: Results, load_before: float, load_after: float, wall: float
-) -> None:
+# ------------------------------------------------------------------------------------------- the report
+
+
+def report(args: argparse.Namespace, res: Results, load: tuple[float, float], wall: float) -> None:
     slices, bursts = res.slices, res.bursts
 
-    def med(name: str, fn: Any) -> float:
+    def med(name: str, fn: Callable[[Slice], float]) -> float:
         return median([fn(s) for s in slices[name]])
 
-    def ratio(a: str, b: str, fn: Any) -> float:
+    def ratio(a: str, b: str, fn: Callable[[Slice], float]) -> float:
         # Slices seconds apart share the machine's conditions: the median of per-round ratios is what the
         # noise from other workloads disturbs least.
         return median([fn(x) / fn(y) for x, y in zip(slices[a], slices[b], strict=True)])
@@ -595,69 +611,89 @@ def report(
     def p99(s: Slice) -> float:
         return s.p99_ms
 
-    def commands(s: Slice) -> float:
-        return sum(s.redis.calls.values()) if s.redis else 0.0
+    def node_ms(i: int, j: int) -> Callable[[Slice], float]:
+        return lambda s: s.node_ms[i][j]
 
     rows = [
-        "| | p50 latency | p99 latency | p50 / p99, publisher's node | p50 / p99, other node "
+        "| | p50 latency | p99 latency | p50 / p99 at the publisher's node | at the other node "
         "| POST round trip | delivered events/s (paced) | burst: delivered events/s "
-        "| CPU per delivery (nodes + Redis) | lost / dup (whole run) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| load generator CPU (burst) | CPU per delivery (nodes + Redis) | lost / dup |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in CONFIGS:
-        nodes = len(slices[name][0].node_ms)
-        node_cells = [
-            f"{med(name, lambda s, i=i: s.node_ms[i][0]):.2f} / "
-            f"{med(name, lambda s, i=i: s.node_ms[i][1]):.2f} ms"
-            for i in range(nodes)
+        cells = [
+            f"{med(name, node_ms(i, 0)):.2f} / {med(name, node_ms(i, 1)):.2f} ms"
+            for i in range(len(slices[name][0].node_ms))
         ]
-        if nodes == 1:
-            node_cells.append("–")
+        cells += ["–"] * (2 - len(cells))
         rows.append(
-            f"| {name} | {med(name, p50):.2f} ms | {med(name, p99):.2f} ms "
-            f"| {node_cells[0]} | {node_cells[1]} "
+            f"| {LABELS[name]} | {med(name, p50):.2f} ms | {med(name, p99):.2f} ms | {cells[0]} | {cells[1]} "
             f"| {med(name, lambda s: s.post_ms):.2f} ms | {med(name, lambda s: s.rate):,.0f} "
             f"| {median([b.rate for b in bursts[name]]):,.0f} "
+            f"| {median([b.client_cpu for b in bursts[name]]):.0f}% "
             f"| {med(name, lambda s: s.cpu_us):.1f} µs | {res.lost[name]} / {res.duplicates[name]} |"
         )
-    r50, r99 = ratio("rawrt-redis", "rawrt-memory", p50), ratio("rawrt-redis", "rawrt-memory", p99)
-    s50, s99 = ratio("socketio-redis", "rawrt-redis", p50), ratio("socketio-redis", "rawrt-redis", p99)
-    rows.append(f"| **rawrt-redis / rawrt-memory** | **{r50:.2f}x** | **{r99:.2f}x** | | | | | | | |")
-    rows.append(f"| socketio-redis / rawrt-redis | {s50:.2f}x | {s99:.2f}x | | | | | | | |")
+    ratios = {
+        (a, b): (ratio(a, b, p50), ratio(a, b, p99))
+        for a, b in (
+            ("rawrt-redis", "rawrt-memory"),
+            ("rawrt-redis-1", "rawrt-memory"),
+            ("rawrt-redis", "rawrt-redis-1"),
+            ("socketio-redis", "rawrt-redis"),
+        )
+    }
+    r50, r99 = ratios["rawrt-redis", "rawrt-memory"]
+    for (a, b), (x, y) in ratios.items():
+        label, both = f"{SHORT[a]} / {SHORT[b]}", f"{x:.2f}x | {y:.2f}x"
+        if (a, b) == ("rawrt-redis", "rawrt-memory"):
+            label, both = f"**{label}**", f"**{x:.2f}x** | **{y:.2f}x**"
+        rows.append(f"| {label} | {both} |" + " |" * 9)
     table = "\n".join(rows)
 
+    def rmed(name: str, fn: Callable[[Slice, RedisStats], float]) -> float:
+        return median([fn(s, s.redis) for s in slices[name] if s.redis is not None])
+
+    def calls(n: str) -> Callable[[Slice, RedisStats], float]:
+        return lambda s, r: r.calls.get(n, 0) / s.published
+
+    def usec_per_call(n: str) -> Callable[[Slice, RedisStats], float]:
+        return lambda s, r: r.usec.get(n, 0) / max(1, r.calls.get(n, 0))
+
+    def cpu_above_idle(idle: float) -> Callable[[Slice, RedisStats], float]:
+        return lambda s, r: 1e6 * (r.cpu - idle * s.window) / s.published
+
     redis_rows = [
-        "| | commands per publish | per delivered event | by command, per publish | Redis µs per publish "
-        "(commandstats) | Redis CPU per publish | bytes out of Redis per publish |",
+        "| | commands per publish | per delivered event | by command: calls per publish (µs per call) "
+        "| µs in commands per publish | Redis CPU per publish (above idle) | bytes in / out per publish |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name in ("rawrt-redis", "socketio-redis"):
+    for name in CONFIGS[1:]:
         names = sorted({n for s in slices[name] if s.redis for n in s.redis.calls})
-        by = ", ".join(
-            f"{n} {med(name, lambda s, n=n: s.redis.calls.get(n, 0) / s.published if s.redis else 0):.2f}"
-            for n in names
-        )
+        by = ", ".join(f"{n} {rmed(name, calls(n)):.2f} ({rmed(name, usec_per_call(n)):.1f})" for n in names)
+        per_delivery = rmed(name, lambda s, r: sum(r.calls.values()) / max(1, s.delivered))
+        bytes_in = rmed(name, lambda s, r: r.bytes_in / s.published)
+        bytes_out = rmed(name, lambda s, r: r.bytes_out / s.published)
+        per_publish = rmed(name, lambda s, r: sum(r.calls.values()) / s.published)
+        usec = rmed(name, lambda s, r: sum(r.usec.values()) / s.published)
+        cpu = rmed(name, cpu_above_idle(res.redis_idle[name]))
         redis_rows.append(
-            f"| {name} | {med(name, lambda s: commands(s) / s.published):.2f} "
-            f"| {med(name, lambda s: commands(s) / max(1, s.delivered)):.4f} | {by} "
-            f"| {med(name, lambda s: sum(s.redis.usec.values()) / s.published if s.redis else 0):.1f} µs "
-            f"| {med(name, lambda s: 1e6 * s.redis.cpu / s.published if s.redis else 0):.0f} µs "
-            f"| {med(name, lambda s: s.redis.bytes_out / s.published if s.redis else 0):,.0f} B |"
+            f"| {LABELS[name]} | {per_publish:.2f} | {per_delivery:.4f} | {by} | {usec:.0f} µs "
+            f"| {cpu:.0f} µs | {bytes_in:,.0f} / {bytes_out:,.0f} B |"
         )
     redis_table = "\n".join(redis_rows)
 
     per_round = "\n".join(
-        f"| {i + 1} | {a.p50_ms:.2f} / {a.p99_ms:.2f} | {b.p50_ms:.2f} / {b.p99_ms:.2f} "
-        f"| {c.p50_ms:.2f} / {c.p99_ms:.2f} | {b.p50_ms / a.p50_ms:.2f}x / {b.p99_ms / a.p99_ms:.2f}x "
-        f"| {ba.rate:,.0f} / {bb.rate:,.0f} / {bc.rate:,.0f} |"
-        for i, (a, b, c, ba, bb, bc) in enumerate(
+        "| {} | {} | {:.2f}x / {:.2f}x | {} |".format(
+            i + 1,
+            " | ".join(f"{s.p50_ms:.2f} / {s.p99_ms:.2f}" for s in row),
+            row[2].p50_ms / row[0].p50_ms,
+            row[2].p99_ms / row[0].p99_ms,
+            " / ".join(f"{b.rate / 1000:.0f}k" for b in brow),
+        )
+        for i, (row, brow) in enumerate(
             zip(
-                slices["rawrt-memory"],
-                slices["rawrt-redis"],
-                slices["socketio-redis"],
-                bursts["rawrt-memory"],
-                bursts["rawrt-redis"],
-                bursts["socketio-redis"],
+                zip(*(slices[n] for n in CONFIGS), strict=True),
+                zip(*(bursts[n] for n in CONFIGS), strict=True),
                 strict=True,
             )
         )
@@ -671,33 +707,38 @@ def report(
     from importlib.metadata import version
 
     rate = args.clients * 1000 / args.interval_ms
-    burst_cpu = {n: median([b.client_cpu for b in bursts[n]]) for n in CONFIGS}
+    idle_cpu = ", ".join(f"{SHORT[n]} {100 * v:.2f}%" for n, v in res.redis_idle.items())
     write_section(
         "hub-redis",
         f"""## A hub shared through Redis: 2 nodes, {args.clients:,} clients (`benchmarks/bench_hub_redis.py`)
 
-Three configurations in one run, every client connected for the whole run:
-**rawrt-memory**, one rawrt demo node with the memory hub and all {args.clients:,} SSE clients;
-**rawrt-redis**, two demo nodes sharing one Redis (`--hub redis://...`, Redis Streams), half of the clients
-on each, the publisher posting to the first; **socketio-redis**, the named peer: two python-socketio
-{version("python-socketio")} nodes (`benchmarks/socketio_peer.py`: `AsyncServer` on aiohttp
-{version("aiohttp")}, `AsyncRedisManager`, redis-py {version("redis")}) sharing another Redis, half of the
-clients on each, a broadcast `emit` from the first node. Redis {redis_version()} (`--save '' --appendonly
-no`), one per cluster so each one's `INFO` counts one cluster. All servers on uvloop {version("uvloop")},
-every server process and both Redis pinned to core 0; the clients and the publisher in one process on
-uvloop, pinned to core 1: raw asyncio protocols, SSE for rawrt, and for Socket.IO a raw WebSocket speaking
-the Engine.IO 4 / Socket.IO 5 text protocol (python-socketio's `AsyncClient` costs several times more per
-client and would have measured the load generator).
+Four configurations in one run, every client connected for the whole run, {args.clients:,} per configuration:
+**rawrt, 1 node, memory hub** (the demo, `benchmarks/demo_server.py --hub memory`, all clients on it);
+**rawrt, 1 node, Redis hub** (`--hub redis://...`: the Redis hop alone); **rawrt, 2 nodes, Redis hub**
+(two demo nodes sharing one Redis, half of the SSE clients on each, the publisher posting to the first);
+and the named peer, **python-socketio, 2 nodes, Redis**: two python-socketio {version("python-socketio")}
+nodes (`benchmarks/socketio_peer.py`: `AsyncServer` on aiohttp {version("aiohttp")}, `AsyncRedisManager`)
+sharing a Redis, half of the clients on each, a broadcast `emit` from the first. redis-py
+{version("redis")} without hiredis on both sides. Redis {redis_version()} (`--save '' --appendonly no`), one
+per configuration so each one's `INFO` counts one configuration alone. All servers on uvloop
+{version("uvloop")}; every server process and every Redis pinned to core 0 (so the two nodes of a cluster
+share one core: what a second node costs here, not what it would gain on a second machine); the clients and
+the publisher in one process on uvloop, pinned to core 1: raw asyncio protocols, SSE for rawrt, and for
+Socket.IO a raw WebSocket speaking the Engine.IO 4 / Socket.IO 5 text protocol (`40` to join, `42[...]`
+events, `3` to each ping): python-socketio's own `AsyncClient` costs several times more per client and would
+have measured the load generator.
 
 Each round, each configuration in rotated order gets {args.seconds:g} s of one event every
 {args.interval_ms:g} ms ({rate:,.0f} deliveries/s); the event's data is the publisher's `time.monotonic()`,
 so latency is publish-to-receive (the POST included), over every (client, event) of the slice, and per node.
-Then a burst of {args.burst} events posted back to back (each POST awaited): delivered events/s from the first
-POST to the last client's last event. {args.rounds} rounds after a warm-up; medians of the rounds, ratios the
-median of per-round ratios. Redis figures are `INFO commandstats` / `stats` / `cpu` deltas over each paced
-slice (the benchmark's own `INFO` calls left out). Machine: {machine()}; shared with other workloads
-(1-minute load average {load_before:.1f} before the run, {load_after:.1f} after); the whole run took
-{wall:.0f} s.
+Then a burst: {args.burst} events posted back to back (each POST awaited), and delivered events/s from the
+first POST to the last client's last event; where the load generator's CPU nears 100%, the burst measured
+it, not the server. {args.rounds} rounds after a warm-up; medians of the rounds, ratios the median of
+per-round ratios. Redis figures are `INFO commandstats` / `stats` / `cpu` deltas over each paced slice
+(the benchmark's own `INFO` calls left out); Redis's CPU when idle (clients connected, nothing published:
+{idle_cpu} of a core) is subtracted. Lost / dup: over the whole run (slices and bursts). Machine: {machine()};
+shared with other workloads (1-minute load average {load[0]:.1f} before the run, {load[1]:.1f} after); the
+whole run took {wall:.0f} s.
 
 {table}
 
@@ -705,16 +746,14 @@ Redis, per paced slice:
 
 {redis_table}
 
-Per round, p50 / p99 in ms, and the bursts' delivered events/s:
+Per round, p50 / p99 in ms, and the bursts' delivered events/s (k = thousand):
 
-| round | rawrt-memory | rawrt-redis | socketio-redis | redis / memory | bursts: memory / redis / socketio |
-|---|---|---|---|---|---|
+| round | {" | ".join(SHORT[n] for n in CONFIGS)} | 2 nodes / memory | bursts |
+|---|---|---|---|---|---|---|
 {per_round}
 
-Issue 11's aim (rawrt-redis p50 and p99 below {AIM}x rawrt-memory's, on the median of per-round ratios):
-**{verdict}**. The load generator's CPU during the bursts (median, % of one core): rawrt-memory
-{burst_cpu["rawrt-memory"]:.0f}%, rawrt-redis {burst_cpu["rawrt-redis"]:.0f}%, socketio-redis
-{burst_cpu["socketio-redis"]:.0f}%.
+Issue 11's aim (rawrt, 2 nodes on Redis, p50 and p99 below {AIM}x one memory node's, on the median of
+per-round ratios): **{verdict}**.
 """,
     )
 
