@@ -647,7 +647,7 @@ def report(args: argparse.Namespace, res: Results, load: tuple[float, float], wa
         label, both = f"{SHORT[a]} / {SHORT[b]}", f"{x:.2f}x | {y:.2f}x"
         if (a, b) == ("rawrt-redis", "rawrt-memory"):
             label, both = f"**{label}**", f"**{x:.2f}x** | **{y:.2f}x**"
-        rows.append(f"| {label} | {both} |" + " |" * 9)
+        rows.append(f"| {label} | {both} |" + " |" * 8)
     table = "\n".join(rows)
 
     def rmed(name: str, fn: Callable[[Slice, RedisStats], float]) -> float:
