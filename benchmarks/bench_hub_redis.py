@@ -1,49 +1,55 @@
 """A hub shared through Redis: 1,000 SSE clients on two rawrt nodes, against one node and python-socketio.
 
-Three configurations run side by side in one run, every client connected for the whole of it:
+Four configurations run side by side in one run, ``--clients`` (1,000) clients each, every client
+connected for the whole of it:
 
-* **rawrt-memory**: one rawrt demo node (``demo_server.py --hub memory``), all ``--clients`` (1,000) SSE
-  clients on it;
-* **rawrt-redis**: two demo nodes sharing one Redis (``--hub redis://127.0.0.1:P/0``), half of the clients
-  on each; the publisher posts to the first. ``POST /publish`` is an ``XADD``; each node reads the stream
-  with its one ``XREAD BLOCK`` loop and fans the event out to its own clients (the publisher's node too:
-  its clients get the event from Redis like the other node's);
+* **rawrt-memory**: one rawrt demo node (``demo_server.py --hub memory``), all clients on it;
+* **rawrt-redis-1**: one demo node on Redis (``--hub redis://127.0.0.1:P/0``), all clients on it: the
+  Redis hop alone, without a second process;
+* **rawrt-redis**: two demo nodes sharing one Redis, half of the clients on each; the publisher posts to
+  the first. ``POST /publish`` is an ``XADD``; each node reads the stream with its one ``XREAD BLOCK`` loop
+  and fans the event out to its own clients (the publisher's node too: its clients get the event from Redis
+  like the other node's);
 * **socketio-redis**: the named peer, two python-socketio nodes (``socketio_peer.py``: ``AsyncServer`` on
-  aiohttp with an ``AsyncRedisManager``) sharing another Redis, half of the clients on each, a broadcast
-  ``emit`` from the first received by all. python-socketio sends to the emitting node's clients first, then
-  ``PUBLISH``es for the other nodes.
+  aiohttp with an ``AsyncRedisManager``) sharing a Redis, half of the clients on each, every client in the
+  room that stands for the channel, an ``emit`` to that room from the first node received by all.
+  python-socketio sends to the emitting node's clients first, then ``PUBLISH``es for the other nodes.
 
-Every server process and both Redis servers (``redis-server --save '' --appendonly no``, one per cluster,
-so that each one's ``INFO`` counts one cluster alone) are pinned to core 0; this process, on uvloop, pinned
-to core 1, holds every client and the publisher. The configurations take turns: in each of ``--rounds``
-(8) rounds, in rotated order, each gets
+Every server process and every Redis (``redis-server --save '' --appendonly no``, one per configuration,
+so that each one's ``INFO`` counts one configuration alone) are pinned to core 0; this process, on uvloop,
+pinned to core 1, holds every client and the publisher. The configurations take turns: in each of
+``--rounds`` (8) rounds, in rotated order, each gets
 
 1. a *paced slice*: ``--seconds`` (3 s) of one event every ``--interval-ms`` (100 ms), i.e. 10,000
    deliveries/s, whose data is the publisher's ``time.monotonic()``: every client computes each event's
    publish-to-receive latency (the POST included). p50 / p99 over every (client, event) of the slice, and
-   per node (where the time goes: the publisher's node against the other); the POST's own round trip;
-2. a *burst*: ``--burst`` (100) events posted back to back (each POST awaited), and the time from the first
-   POST to the last client's last event: delivered events/s at saturation.
+   per node (the publisher's node against the other); the POST's own round trip (to its answer's read);
+2. a *hop*: ``--hops`` (20) events, 50 ms apart, on a channel with one client (on the node the publisher
+   does not post to): the latency of the path alone, without the fan-out to 1,000;
+3. a *burst*: ``--burst`` (50) events posted back to back (each POST awaited), and the time from the first
+   POST to the last client's last event: delivered events/s at saturation (this process's CPU is reported
+   alongside: near 100%, the load generator was the limit).
 
 Redis is measured from Redis itself: ``INFO commandstats`` (calls and microseconds per command, the
-benchmark's own ``INFO`` calls left out), ``INFO stats`` (bytes in and out) and ``INFO cpu``, as deltas over
-each paced slice, divided by the events published and by the events delivered. Server CPU
-(``/proc/PID/stat``): the nodes and their Redis, per delivered event.
+benchmark's own ``INFO`` calls left out), ``INFO stats`` (bytes in and out) and ``INFO cpu`` (less its CPU
+when idle, measured for 2 s before the rounds), as deltas over each paced slice, divided by the events
+published and by the events delivered. Server CPU (``/proc/PID/stat``): the nodes and their Redis, per
+delivered event.
 
 Clients are raw asyncio protocols (``transport_clients.py``): rawrt's SSE client, and for Socket.IO a raw
 WebSocket speaking the Engine.IO 4 / Socket.IO 5 text protocol (``GET /socket.io/?EIO=4&transport=websocket``,
-``40`` to join the namespace, ``42["e", data]`` events, ``3`` to each ``2`` ping), as cheap as the SSE one:
-python-socketio's own ``AsyncClient`` costs several times more per client and would make the load generator,
-not the servers, the bottleneck. Event ids: rawrt's are stream positions (large, increasing, not
-contiguous); Socket.IO has none, so its client keys each event by its data (the publish time, unique and
-increasing). A key not above the client's last is a duplicate or out of order; lost = expected - delivered.
-Usage::
+``40{"channel": C}`` to join, ``42["e", data]`` events, ``3`` to each ``2`` ping). python-socketio's own
+``AsyncClient`` would have measured the load generator: with 300 clients on one node it took 50 µs of
+client CPU per received event, this raw client 12.6 µs (measured once while writing this benchmark).
+Event ids: rawrt's are stream positions (large, increasing, not contiguous); Socket.IO has none, so its
+client keys each event by its data (the publish time, unique and increasing). A key not above the client's
+last is a duplicate or out of order; lost = expected - delivered, over the whole run. Usage::
 
     python benchmarks/bench_hub_redis.py [--clients 1000] [--interval-ms 100] [--seconds 3] [--rounds 8]
-        [--burst 100] [--write]
+        [--burst 50] [--hops 20] [--write]
 
 ``--write`` puts the figures into docs/benchmarks.md (section ``hub-redis``). Issue 11's aim: rawrt-redis
-below 1.5x rawrt-memory's latency.
+below 1.5x rawrt-memory's latency (p50 and p99, median of the per-round ratios).
 """
 
 from __future__ import annotations
@@ -90,8 +96,12 @@ SHORT = {
     "socketio-redis": "socketio",
 }
 CHANNEL = "fanout"
+#: The channel of the hop measurement: one client, on the node the publisher does not post to.
+HOP_CHANNEL = "hop"
 #: The aim of issue 11: sharing through Redis costs less than this times the single node's latency.
 AIM = 1.5
+#: Seconds between the hop measurement's events.
+HOP_INTERVAL = 0.05
 
 
 # ------------------------------------------------------------------------------------------- clients
@@ -118,9 +128,10 @@ def record(client: Client, key: int, data: str | bytes) -> None:
 class SocketIOClient(Client):
     """One Socket.IO client over a raw WebSocket (module docstring); ready once the namespace is joined."""
 
-    def __init__(self, tally: Tally, port: int) -> None:
+    def __init__(self, tally: Tally, port: int, channel: str) -> None:
         super().__init__(tally)
         self.port = port
+        self.channel = channel
         self.upgraded = False
         self.head = bytearray()
         self.buf = bytearray()
@@ -193,8 +204,8 @@ class SocketIOClient(Client):
             record(self, round(float(data) * 1e6), data)
         elif text == b"2":  # PING (Engine.IO 4: the server pings, the client answers)
             self.send_frame(0x1, b"3")
-        elif text.startswith(b"0"):  # OPEN: join the default namespace
-            self.send_frame(0x1, b"40")
+        elif text.startswith(b"0"):  # OPEN: join the default namespace, and the channel's room (the peer)
+            self.send_frame(0x1, b"40" + json.dumps({"channel": self.channel}).encode())
         elif text.startswith(b"40"):  # CONNECT acknowledged: the client now receives broadcasts
             if not self.connected.done():
                 self.connected.set_result(None)
@@ -333,6 +344,9 @@ class Target:
         self.redis_pid = layout.redis_pid
         self.redis = redis
         self.publisher: Publisher | None = None
+        #: The hop measurement's one client, on the last node, alone on its channel.
+        self.hop_tally = Tally()
+        self.hop_conns: list[Client] = []
 
     @property
     def pids(self) -> list[int]:
@@ -342,18 +356,19 @@ class Target:
         return sum(len(node.conns) for node in self.nodes)
 
     def delivered(self) -> int:
-        return sum(node.tally.delivered for node in self.nodes)
+        return sum(node.tally.delivered for node in self.nodes) + self.hop_tally.delivered
+
+    def factory(self, port: int, tally: Tally, channel: str) -> ClientFactory:
+        cls = SocketIOClient if self.name.startswith("socketio") else HubSSEClient
+        return ClientFactory(port, cls, tally, port, channel)
 
     async def open(self, clients: int) -> None:
         for i, node in enumerate(self.nodes):
             # The clients spread evenly; the first node takes any remainder.
             count = clients // len(self.nodes) + (clients % len(self.nodes) if i == 0 else 0)
-            factory = (
-                ClientFactory(node.port, SocketIOClient, node.tally, node.port)
-                if self.name.startswith("socketio")
-                else ClientFactory(node.port, HubSSEClient, node.tally, node.port, CHANNEL)
-            )
-            node.conns = await open_clients(factory, count)
+            node.conns = await open_clients(self.factory(node.port, node.tally, CHANNEL), count)
+        port = self.nodes[-1].port
+        self.hop_conns = await open_clients(self.factory(port, self.hop_tally, HOP_CHANNEL), 1)
 
     async def connect_publisher(self) -> Publisher:
         # A fresh connection per turn: between two turns the publisher idles longer than rawrt's
@@ -422,6 +437,23 @@ class Target:
             errors=tuple(e for node in self.nodes for e in node.tally.errors[:5]),
         )
 
+    async def hop(self, interval: float, count: int) -> list[float]:
+        """Publish ``count`` events to the one client of HOP_CHANNEL: latency without fan-out."""
+        publisher = await self.connect_publisher()
+        tally = self.hop_tally
+        n0, d0 = len(tally.latencies), tally.delivered
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for k in range(count):
+            delay = start + k * interval - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await publisher.publish(HOP_CHANNEL)
+        deadline = time.monotonic() + 5
+        while tally.delivered < d0 + count and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        return tally.latencies[n0:]
+
     async def burst(self, events: int) -> Burst:
         publisher = await self.connect_publisher()
         d0 = self.delivered()
@@ -438,6 +470,8 @@ class Target:
         return Burst(events, delivered, expected, seconds, delivered / seconds, 100 * (own1 - own0) / seconds)
 
     def close(self) -> None:
+        for conn in self.hop_conns:
+            conn.close()
         for node in self.nodes:
             for conn in node.conns:
                 conn.close()
@@ -477,6 +511,8 @@ def show_burst(name: str, b: Burst) -> str:
 class Results:
     slices: dict[str, list[Slice]]
     bursts: dict[str, list[Burst]]
+    #: Every hop latency (one subscriber, no fan-out), seconds.
+    hops: dict[str, list[float]] = field(default_factory=dict)
     lost: dict[str, int] = field(default_factory=dict)
     duplicates: dict[str, int] = field(default_factory=dict)
     #: Each Redis's CPU with its cluster connected but idle (no publishing), fraction of one core.
@@ -497,7 +533,7 @@ async def run(args: argparse.Namespace, layouts: dict[str, Layout]) -> Results:
     for target in targets.values():  # warm-up: code paths, the allocator, Redis's scripts and streams
         print("warm-up", show(target.name, await target.paced(interval, 1)), flush=True)
         print("warm-up", show_burst(target.name, await target.burst(args.burst)), flush=True)
-    res = Results({n: [] for n in CONFIGS}, {n: [] for n in CONFIGS})
+    res = Results({n: [] for n in CONFIGS}, {n: [] for n in CONFIGS}, {n: [] for n in CONFIGS})
     # Redis's CPU with nothing published: its timers, and the rawrt nodes' XREAD BLOCK timing out once a
     # second. Subtracted from the slices' Redis CPU, so that what is left is the publishing's.
     idle0 = {n: await redis_stats(t.redis) for n, t in targets.items() if t.redis is not None}
@@ -517,6 +553,10 @@ async def run(args: argparse.Namespace, layouts: dict[str, Layout]) -> Results:
                 res.slices[name].append(s)
                 expected[name] += s.expected
                 print(f"round {i + 1}", show(name, s), flush=True)
+                hops = await target.hop(HOP_INTERVAL, args.hops)
+                res.hops[name] += hops
+                expected[name] += args.hops
+                print(f"round {i + 1} {name:>14}: hop p50 {1000 * median(hops):.2f} ms", flush=True)
                 b = await target.burst(args.burst)
                 res.bursts[name].append(b)
                 expected[name] += b.expected
@@ -550,6 +590,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--burst", type=int, default=50)
+    parser.add_argument("--hops", type=int, default=20, help="events to one client per round (0.05 s apart)")
     parser.add_argument("--write", action="store_true", help="write the figures into docs/benchmarks.md")
     args = parser.parse_args()
 
@@ -616,9 +657,10 @@ def report(args: argparse.Namespace, res: Results, load: tuple[float, float], wa
 
     rows = [
         "| | p50 latency | p99 latency | p50 / p99 at the publisher's node | at the other node "
-        "| POST round trip | delivered events/s (paced) | burst: delivered events/s "
-        "| load generator CPU (burst) | CPU per delivery (nodes + Redis) | lost / dup |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| POST round trip | one subscriber: p50 / p90 | delivered events/s (paced) "
+        "| burst: delivered events/s | load generator CPU (burst) | CPU per delivery (nodes + Redis) "
+        "| lost / dup |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in CONFIGS:
         cells = [
@@ -626,9 +668,12 @@ def report(args: argparse.Namespace, res: Results, load: tuple[float, float], wa
             for i in range(len(slices[name][0].node_ms))
         ]
         cells += ["–"] * (2 - len(cells))
+        hops = sorted(res.hops[name])
         rows.append(
             f"| {LABELS[name]} | {med(name, p50):.2f} ms | {med(name, p99):.2f} ms | {cells[0]} | {cells[1]} "
-            f"| {med(name, lambda s: s.post_ms):.2f} ms | {med(name, lambda s: s.rate):,.0f} "
+            f"| {med(name, lambda s: s.post_ms):.2f} ms "
+            f"| {1000 * percentile(hops, 0.5):.2f} / {1000 * percentile(hops, 0.9):.2f} ms "
+            f"| {med(name, lambda s: s.rate):,.0f} "
             f"| {median([b.rate for b in bursts[name]]):,.0f} "
             f"| {median([b.client_cpu for b in bursts[name]]):.0f}% "
             f"| {med(name, lambda s: s.cpu_us):.1f} µs | {res.lost[name]} / {res.duplicates[name]} |"
@@ -647,7 +692,7 @@ def report(args: argparse.Namespace, res: Results, load: tuple[float, float], wa
         label, both = f"{SHORT[a]} / {SHORT[b]}", f"{x:.2f}x | {y:.2f}x"
         if (a, b) == ("rawrt-redis", "rawrt-memory"):
             label, both = f"**{label}**", f"**{x:.2f}x** | **{y:.2f}x**"
-        rows.append(f"| {label} | {both} |" + " |" * 8)
+        rows.append(f"| {label} | {both} |" + " |" * 9)
     table = "\n".join(rows)
 
     def rmed(name: str, fn: Callable[[Slice, RedisStats], float]) -> float:

@@ -5,12 +5,14 @@ One Socket.IO node as such an application is usually written: ``socketio.AsyncSe
 processes sharing one Redis make one Socket.IO cluster. Two endpoints:
 
 * ``/socket.io/``: Engine.IO 4 / Socket.IO 5 (the benchmark's clients connect with
-  ``?EIO=4&transport=websocket`` straight away, no long-polling first);
-* ``POST /publish``: the body (UTF-8) is broadcast to every client of every node as the event ``e``
-  (``sio.emit("e", body)``: no room, no namespace but ``/``); answers ``{"id": N}``, N counting this node's
-  publishes, once ``emit`` returned. python-socketio's ``emit`` sends to this node's own clients first, then
-  ``PUBLISH``es the message on the Redis channel ``socketio`` for the other nodes (which skip their own
-  messages by ``host_id``): one Redis command per broadcast, whatever the number of nodes.
+  ``?EIO=4&transport=websocket`` straight away, no long-polling first). A client joins the room its
+  CONNECT packet names (``40{"channel": "C"}``; ``default`` without one): rooms stand for rawrt's channels;
+* ``POST /publish?channel=C``: the body (UTF-8) is emitted to the room ``C`` on every node as the event
+  ``e`` (``sio.emit("e", body, to=C)``); answers ``{"id": N}``, N counting this node's publishes, once
+  ``emit`` returned. python-socketio's ``emit`` sends to this node's own clients first, then ``PUBLISH``es
+  the message on the Redis channel ``socketio`` for the other nodes (each looks the room up among its own
+  clients, and skips its own messages by ``host_id``): one Redis command per emit, whatever the number of
+  nodes.
 
 Loggers off, access log off; RLIMIT_NOFILE raised to its hard limit; uvloop by default, like the other
 peers.
@@ -38,10 +40,14 @@ def make_app(redis_url: str) -> web.Application:
     sio.attach(app)
     published = 0
 
+    @sio.event  # type: ignore[untyped-decorator]  # python-socketio has no type hints
+    async def connect(sid: str, environ: object, auth: dict[str, str] | None) -> None:
+        await sio.enter_room(sid, (auth or {}).get("channel", "default"))
+
     async def publish(request: web.Request) -> web.Response:
         nonlocal published
         data = await request.text()
-        await sio.emit("e", data)
+        await sio.emit("e", data, to=request.query.get("channel", "default"))
         published += 1
         return web.Response(text=json.dumps({"id": published}), content_type="application/json")
 
