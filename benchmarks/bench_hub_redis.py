@@ -753,37 +753,47 @@ def report(args: argparse.Namespace, res: Results, load: tuple[float, float], wa
 
     rate = args.clients * 1000 / args.interval_ms
     idle_cpu = ", ".join(f"{SHORT[n]} {100 * v:.2f}%" for n, v in res.redis_idle.items())
+    hop = {n: 1000 * percentile(sorted(res.hops[n]), 0.5) for n in CONFIGS}
+    post = {n: med(n, lambda s: s.post_ms) for n in CONFIGS}
+    cpu_per = {n: med(n, lambda s: s.cpu_us) for n in CONFIGS}
+    sio_near, sio_far = med("socketio-redis", node_ms(0, 0)), med("socketio-redis", node_ms(1, 0))
+    r1_50, r1_99 = ratios["rawrt-redis-1", "rawrt-memory"]
+    r2_50, r2_99 = ratios["rawrt-redis", "rawrt-redis-1"]
     write_section(
         "hub-redis",
         f"""## A hub shared through Redis: 2 nodes, {args.clients:,} clients (`benchmarks/bench_hub_redis.py`)
 
-Four configurations in one run, every client connected for the whole run, {args.clients:,} per configuration:
-**rawrt, 1 node, memory hub** (the demo, `benchmarks/demo_server.py --hub memory`, all clients on it);
-**rawrt, 1 node, Redis hub** (`--hub redis://...`: the Redis hop alone); **rawrt, 2 nodes, Redis hub**
-(two demo nodes sharing one Redis, half of the SSE clients on each, the publisher posting to the first);
-and the named peer, **python-socketio, 2 nodes, Redis**: two python-socketio {version("python-socketio")}
-nodes (`benchmarks/socketio_peer.py`: `AsyncServer` on aiohttp {version("aiohttp")}, `AsyncRedisManager`)
-sharing a Redis, half of the clients on each, a broadcast `emit` from the first. redis-py
-{version("redis")} without hiredis on both sides. Redis {redis_version()} (`--save '' --appendonly no`), one
-per configuration so each one's `INFO` counts one configuration alone. All servers on uvloop
-{version("uvloop")}; every server process and every Redis pinned to core 0 (so the two nodes of a cluster
-share one core: what a second node costs here, not what it would gain on a second machine); the clients and
-the publisher in one process on uvloop, pinned to core 1: raw asyncio protocols, SSE for rawrt, and for
-Socket.IO a raw WebSocket speaking the Engine.IO 4 / Socket.IO 5 text protocol (`40` to join, `42[...]`
-events, `3` to each ping): python-socketio's own `AsyncClient` costs several times more per client and would
-have measured the load generator.
+Four configurations in one run, {args.clients:,} clients each, every client connected for the whole run:
+**rawrt, 1 node, memory hub** (the demo, `benchmarks/demo_server.py --hub memory`); **rawrt, 1 node,
+Redis hub** (`--hub redis://...`: the Redis hop alone, without a second process); **rawrt, 2 nodes,
+Redis hub** (two demo nodes sharing one Redis, half of the SSE clients on each, the publisher posting to
+the first); and the named peer, **python-socketio, 2 nodes, Redis**: two python-socketio
+{version("python-socketio")} nodes (`benchmarks/socketio_peer.py`: `AsyncServer` on aiohttp
+{version("aiohttp")}, `AsyncRedisManager`) sharing a Redis, half of the clients on each, all in the room
+that stands for the channel, an `emit` to it from the first node. redis-py {version("redis")}, without
+hiredis, on both sides. Redis {redis_version()} (`--save '' --appendonly no`), one per configuration, so
+each one's `INFO` counts one configuration alone. Servers on uvloop {version("uvloop")}; every server
+process and every Redis pinned to core 0, so the two nodes of a cluster share one core: this shows what a
+second node costs, not what it would gain on a machine of its own. The clients and the publisher: one
+process on uvloop, pinned to core 1, raw asyncio protocols: SSE for rawrt; for Socket.IO a raw WebSocket
+speaking the Engine.IO 4 / Socket.IO 5 text protocol (`40{{"channel": C}}` to join, `42[...]` events, `3`
+to each ping), because python-socketio's `AsyncClient` would have measured the load generator (50 µs of
+client CPU per received event against 12.6 µs for the raw client, 300 clients, measured once).
 
 Each round, each configuration in rotated order gets {args.seconds:g} s of one event every
 {args.interval_ms:g} ms ({rate:,.0f} deliveries/s); the event's data is the publisher's `time.monotonic()`,
-so latency is publish-to-receive (the POST included), over every (client, event) of the slice, and per node.
-Then a burst: {args.burst} events posted back to back (each POST awaited), and delivered events/s from the
-first POST to the last client's last event; where the load generator's CPU nears 100%, the burst measured
-it, not the server. {args.rounds} rounds after a warm-up; medians of the rounds, ratios the median of
-per-round ratios. Redis figures are `INFO commandstats` / `stats` / `cpu` deltas over each paced slice
-(the benchmark's own `INFO` calls left out); Redis's CPU when idle (clients connected, nothing published:
-{idle_cpu} of a core) is subtracted. Lost / dup: over the whole run (slices and bursts). Machine: {machine()};
-shared with other workloads (1-minute load average {load[0]:.1f} before the run, {load[1]:.1f} after); the
-whole run took {wall:.0f} s.
+so latency is publish-to-receive (the POST included), over every (client, event) of the slice, and per
+node. Then {args.hops} events 50 ms apart to a channel with one client, on the node the publisher does not
+post to (*one subscriber*: the path without the fan-out). Then a burst: {args.burst} events posted back to
+back (each POST awaited), and delivered events/s from the first POST to the last client's last event;
+where the load generator's CPU nears 100%, the burst measured it, not the servers. {args.rounds} rounds
+after a warm-up; medians of the rounds (one subscriber: of every event of every round), ratios the median
+of per-round ratios. POST round trip: to the answer's read. Redis figures are `INFO commandstats` /
+`stats` / `cpu` deltas over each paced slice (the benchmark's own `INFO` calls left out), Redis's CPU when
+idle (clients connected, nothing published: {idle_cpu} of a core) subtracted. Lost / dup: over the whole
+run. Machine: {machine()}; shared with other workloads, which other sessions ran during this one (1-minute
+load average {load[0]:.1f} before the run, {load[1]:.1f} after): the per-round table shows the spread.
+The whole run took {wall:.0f} s.
 
 {table}
 
@@ -799,6 +809,33 @@ Per round, p50 / p99 in ms, and the bursts' delivered events/s (k = thousand):
 
 Issue 11's aim (rawrt, 2 nodes on Redis, p50 and p99 below {AIM}x one memory node's, on the median of
 per-round ratios): **{verdict}**.
+
+Where the time goes:
+
+* **The fan-out.** rawrt writes an event to every subscriber inside the publish call, so on one memory
+  node the POST is answered after the {args.clients:,} writes: its round trip,
+  {post["rawrt-memory"]:.2f} ms, is the fan-out's time (the clients' p50: {med("rawrt-memory", p50):.2f} ms).
+  With one subscriber the whole path takes {hop["rawrt-memory"]:.2f} ms.
+* **The Redis hop** (`XADD`, its answer, then the reply to each node's blocked `XREAD`, parsed by
+  redis-py) takes one subscriber from {hop["rawrt-memory"]:.2f} ms to {hop["rawrt-redis-1"]:.2f} ms on one
+  node and {hop["rawrt-redis"]:.2f} ms across two: {hop["rawrt-redis"] - hop["rawrt-memory"]:.2f} ms per
+  event, whatever the number of subscribers. At {args.clients:,} clients it is added to a fan-out
+  several milliseconds long: one node on Redis / one memory node is {r1_50:.2f}x at p50 and {r1_99:.2f}x at
+  p99; splitting the clients over two nodes on the same core gives {r2_50:.2f}x / {r2_99:.2f}x of one
+  node on Redis (the two nodes' fan-outs share core 0: the same work, interleaved). Redis itself spends
+  microseconds per event in the commands (above); the rest of its CPU per publish is spent outside them
+  (socket reads and writes, waking the blocked readers).
+* **Commands**: one `XADD` per publish, and one `XREAD` per node per read batch: at one event per
+  {args.interval_ms:g} ms every read returns one event, so 1 + nodes commands per publish, whatever the number
+  of subscribers; a burst is read in batches (up to 1,000 entries per `XREAD`), so it costs fewer.
+  python-socketio sends one `PUBLISH` per emit (Redis pushes it to every subscribed node): fewer commands,
+  but no history, so a client that reconnects cannot resume.
+* **python-socketio** sends to the emitting node's own clients first and only then `PUBLISH`es: the
+  other node starts its fan-out after the first one's (p50 {sio_near:.2f} ms at the publisher's node,
+  {sio_far:.2f} ms at the other). Its fan-out costs {cpu_per["socketio-redis"]:.1f} µs of server CPU per
+  delivery (a packet object and a WebSocket send per client) against rawrt's
+  {cpu_per["rawrt-redis"]:.1f} µs on two nodes and {cpu_per["rawrt-memory"]:.1f} µs on one; one subscriber:
+  {hop["socketio-redis"]:.2f} ms.
 """,
     )
 
