@@ -59,9 +59,11 @@ import asyncio
 import base64
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -309,6 +311,8 @@ class Burst:
     rate: float
     #: This process's CPU over the burst, % of one core: near 100, the load generator was the limit.
     client_cpu: float
+    #: Redis commands per event published (0: no Redis).
+    commands: float
 
 
 def own_cpu() -> float:
@@ -457,6 +461,7 @@ class Target:
     async def burst(self, events: int) -> Burst:
         publisher = await self.connect_publisher()
         d0 = self.delivered()
+        stats0 = await redis_stats(self.redis) if self.redis is not None else None
         own0, t0 = own_cpu(), time.monotonic()
         for _ in range(events):
             await publisher.publish(CHANNEL)
@@ -465,9 +470,19 @@ class Target:
         # The last event's arrival: the latest receive time of any client (taken per read).
         end = max(conn.now for node in self.nodes for conn in node.conns)
         own1 = own_cpu()
+        stats = (await redis_stats(self.redis)).minus(stats0) if stats0 is not None else None
         delivered = self.delivered() - d0
         seconds = max(1e-6, end - t0)
-        return Burst(events, delivered, expected, seconds, delivered / seconds, 100 * (own1 - own0) / seconds)
+        commands = sum(stats.calls.values()) / events if stats is not None else 0.0
+        return Burst(
+            events,
+            delivered,
+            expected,
+            seconds,
+            delivered / seconds,
+            100 * (own1 - own0) / seconds,
+            commands,
+        )
 
     def close(self) -> None:
         for conn in self.hop_conns:
@@ -501,6 +516,7 @@ def show_burst(name: str, b: Burst) -> str:
     return (
         f"{name:>14}: burst {b.published} events: {b.delivered}/{b.expected} in {b.seconds:.3f} s, "
         f"{b.rate:,.0f} deliveries/s (load generator CPU {b.client_cpu:.0f}%)"
+        + (f"; Redis {b.commands:.2f} cmd/publish" if b.commands else "")
     )
 
 
@@ -709,8 +725,9 @@ def report(args: argparse.Namespace, res: Results, load: tuple[float, float], wa
 
     redis_rows = [
         "| | commands per publish | per delivered event | by command: calls per publish (µs per call) "
-        "| µs in commands per publish | Redis CPU per publish (above idle) | bytes in / out per publish |",
-        "|---|---|---|---|---|---|---|",
+        "| µs in commands per publish | Redis CPU per publish (above idle) | bytes in / out per publish "
+        "| commands per publish, bursts |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name in CONFIGS[1:]:
         names = sorted({n for s in slices[name] if s.redis for n in s.redis.calls})
@@ -723,7 +740,8 @@ def report(args: argparse.Namespace, res: Results, load: tuple[float, float], wa
         cpu = rmed(name, cpu_above_idle(res.redis_idle[name]))
         redis_rows.append(
             f"| {LABELS[name]} | {per_publish:.2f} | {per_delivery:.4f} | {by} | {usec:.0f} µs "
-            f"| {cpu:.0f} µs | {bytes_in:,.0f} / {bytes_out:,.0f} B |"
+            f"| {cpu:.0f} µs | {bytes_in:,.0f} / {bytes_out:,.0f} B "
+            f"| {median([b.commands for b in bursts[name]]):.2f} |"
         )
     redis_table = "\n".join(redis_rows)
 
@@ -756,12 +774,14 @@ def report(args: argparse.Namespace, res: Results, load: tuple[float, float], wa
     hop = {n: 1000 * percentile(sorted(res.hops[n]), 0.5) for n in CONFIGS}
     post = {n: med(n, lambda s: s.post_ms) for n in CONFIGS}
     cpu_per = {n: med(n, lambda s: s.cpu_us) for n in CONFIGS}
+    burst_cmds = median([b.commands for b in bursts["rawrt-redis"]])
     sio_near, sio_far = med("socketio-redis", node_ms(0, 0)), med("socketio-redis", node_ms(1, 0))
     r1_50, r1_99 = ratios["rawrt-redis-1", "rawrt-memory"]
     r2_50, r2_99 = ratios["rawrt-redis", "rawrt-redis-1"]
     write_section(
         "hub-redis",
-        f"""## A hub shared through Redis: 2 nodes, {args.clients:,} clients (`benchmarks/bench_hub_redis.py`)
+        reflow(f"""## A hub shared through Redis: 2 nodes, {args.clients:,} clients \
+(`benchmarks/bench_hub_redis.py`)
 
 Four configurations in one run, {args.clients:,} clients each, every client connected for the whole run:
 **rawrt, 1 node, memory hub** (the demo, `benchmarks/demo_server.py --hub memory`); **rawrt, 1 node,
@@ -819,25 +839,52 @@ Where the time goes:
 * **The Redis hop** (`XADD`, its answer, then the reply to each node's blocked `XREAD`, parsed by
   redis-py) takes one subscriber from {hop["rawrt-memory"]:.2f} ms to {hop["rawrt-redis-1"]:.2f} ms on one
   node and {hop["rawrt-redis"]:.2f} ms across two: {hop["rawrt-redis"] - hop["rawrt-memory"]:.2f} ms per
-  event, whatever the number of subscribers. At {args.clients:,} clients it is added to a fan-out
-  several milliseconds long: one node on Redis / one memory node is {r1_50:.2f}x at p50 and {r1_99:.2f}x at
-  p99; splitting the clients over two nodes on the same core gives {r2_50:.2f}x / {r2_99:.2f}x of one
-  node on Redis (the two nodes' fan-outs share core 0: the same work, interleaved). Redis itself spends
+  event, whatever the number of subscribers. At {args.clients:,} clients it is added to the fan-out's
+  {post["rawrt-memory"]:.2f} ms: one node on Redis / one memory node is {r1_50:.2f}x at p50 and
+  {r1_99:.2f}x at p99; splitting the clients over two nodes on the same core gives
+  {r2_50:.2f}x / {r2_99:.2f}x of one node on Redis (the two nodes' fan-outs share core 0: the same work,
+  interleaved). Redis itself spends
   microseconds per event in the commands (above); the rest of its CPU per publish is spent outside them
   (socket reads and writes, waking the blocked readers).
 * **Commands**: one `XADD` per publish, and one `XREAD` per node per read batch: at one event per
   {args.interval_ms:g} ms every read returns one event, so 1 + nodes commands per publish, whatever the number
-  of subscribers; a burst is read in batches (up to 1,000 entries per `XREAD`), so it costs fewer.
+  of subscribers. An `XREAD` returns up to 1,000 entries, so events that queue up while a node fans out are
+  read together; in the bursts it took {burst_cmds:.2f} commands per publish (the publisher awaits each
+  POST, and the nodes' reads kept up with it).
   python-socketio sends one `PUBLISH` per emit (Redis pushes it to every subscribed node): fewer commands,
   but no history, so a client that reconnects cannot resume.
 * **python-socketio** sends to the emitting node's own clients first and only then `PUBLISH`es: the
   other node starts its fan-out after the first one's (p50 {sio_near:.2f} ms at the publisher's node,
   {sio_far:.2f} ms at the other). Its fan-out costs {cpu_per["socketio-redis"]:.1f} µs of server CPU per
-  delivery (a packet object and a WebSocket send per client) against rawrt's
+  delivery (the packet is encoded once, but each emit starts an asyncio task per recipient, which puts it
+  into the Engine.IO socket's queue for that socket's writer task) against rawrt's
   {cpu_per["rawrt-redis"]:.1f} µs on two nodes and {cpu_per["rawrt-memory"]:.1f} µs on one; one subscriber:
   {hop["socketio-redis"]:.2f} ms.
-""",
+"""),
     )
+
+
+def reflow(text: str, width: int = 110) -> str:
+    """Wrap the prose of a Markdown section to ``width`` once its figures are in (tables stay as they are)."""
+    blocks = []
+    for block in text.split("\n\n"):
+        if block.lstrip().startswith(("|", "#")):
+            blocks.append(block)
+            continue
+        # A bulleted list: each item wrapped on its own, continued under its text.
+        items = re.split(r"\n(?=\* )", block)
+        blocks.append(
+            "\n".join(
+                textwrap.fill(
+                    " ".join(item.split()),
+                    width,
+                    subsequent_indent="  " if item.startswith("* ") else "",
+                    break_on_hyphens=False,
+                )
+                for item in items
+            )
+        )
+    return "\n\n".join(blocks)
 
 
 def redis_version() -> str:
