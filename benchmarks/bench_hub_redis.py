@@ -116,10 +116,23 @@ class HubSSEClient(SSEClient):
         record(self, event_id, data)
 
 
+#: Per event (its publish time), the first and the last time a client received it: the first is the path's
+#: latency, the gap to the last the fan-out's spread (the server's writes, and this process's reads).
+SPREAD: dict[float, list[float]] = {}
+
+
 def record(client: Client, key: int, data: str | bytes) -> None:
     """One event arrived at ``client.now``; ``key`` must be above the client's last one."""
     tally = client.tally
-    tally.latencies.append(client.now - float(data))
+    now, published = client.now, float(data)
+    tally.latencies.append(now - published)
+    seen = SPREAD.get(published)
+    if seen is None:
+        SPREAD[published] = [now, now]
+    elif now > seen[1]:
+        seen[1] = now
+    elif now < seen[0]:
+        seen[0] = now
     if key <= client.last_id:
         tally.duplicates += 1
         return
@@ -285,6 +298,9 @@ class Slice:
     p99_ms: float
     #: p50 / p99 at each node's clients, the publisher's node first.
     node_ms: tuple[tuple[float, float], ...]
+    #: Medians over the events of the first client's and the last client's latency.
+    first_ms: float
+    last_ms: float
     #: p50 of the POST /publish round trip.
     post_ms: float
     published: int
@@ -396,6 +412,7 @@ class Target:
     async def paced(self, interval: float, seconds: float) -> Slice:
         publisher = await self.connect_publisher()
         marks = [(len(n.tally.latencies), n.tally.duplicates) for n in self.nodes]
+        SPREAD.clear()
         d0 = self.delivered()
         stats0 = await redis_stats(self.redis) if self.redis is not None else None
         cpu0, t0 = sum(map(cpu_seconds, self.pids)), time.monotonic()
@@ -425,10 +442,13 @@ class Target:
             every += lat
             per_node.append((1000 * percentile(lat, 0.50), 1000 * percentile(lat, 0.99)))
         every.sort()
+        spread = [(first - published, last - published) for published, (first, last) in SPREAD.items()]
         return Slice(
             p50_ms=1000 * percentile(every, 0.50),
             p99_ms=1000 * percentile(every, 0.99),
             node_ms=tuple(per_node),
+            first_ms=1000 * median([first for first, _ in spread]),
+            last_ms=1000 * median([last for _, last in spread]),
             post_ms=1000 * median(posts),
             published=count,
             delivered=delivered,
@@ -506,7 +526,7 @@ def show(name: str, s: Slice) -> str:
         )
     return (
         f"{name:>14}: p50 {s.p50_ms:6.2f} ms, p99 {s.p99_ms:6.2f} ms (nodes {nodes}); "
-        f"POST {s.post_ms:.2f} ms; "
+        f"first/last client {s.first_ms:.2f}/{s.last_ms:.2f} ms; POST {s.post_ms:.2f} ms; "
         f"delivered {s.delivered}/{s.expected} (dup {s.duplicates}), {s.rate:,.0f}/s; "
         f"CPU {s.cpu_us:.1f} µs/delivery" + redis + (f"; errors {list(s.errors)}" if s.errors else "")
     )
@@ -673,10 +693,11 @@ def report(args: argparse.Namespace, res: Results, load: tuple[float, float], wa
 
     rows = [
         "| | p50 latency | p99 latency | p50 / p99 at the publisher's node | at the other node "
-        "| POST round trip | one subscriber: p50 / p90 | delivered events/s (paced) "
+        "| first / last client per event | POST round trip | one subscriber: p50 / p90 "
+        "| delivered events/s (paced) "
         "| burst: delivered events/s | load generator CPU (burst) | CPU per delivery (nodes + Redis) "
         "| lost / dup |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in CONFIGS:
         cells = [
@@ -687,6 +708,7 @@ def report(args: argparse.Namespace, res: Results, load: tuple[float, float], wa
         hops = sorted(res.hops[name])
         rows.append(
             f"| {LABELS[name]} | {med(name, p50):.2f} ms | {med(name, p99):.2f} ms | {cells[0]} | {cells[1]} "
+            f"| {med(name, lambda s: s.first_ms):.2f} / {med(name, lambda s: s.last_ms):.2f} ms "
             f"| {med(name, lambda s: s.post_ms):.2f} ms "
             f"| {1000 * percentile(hops, 0.5):.2f} / {1000 * percentile(hops, 0.9):.2f} ms "
             f"| {med(name, lambda s: s.rate):,.0f} "
@@ -708,7 +730,7 @@ def report(args: argparse.Namespace, res: Results, load: tuple[float, float], wa
         label, both = f"{SHORT[a]} / {SHORT[b]}", f"{x:.2f}x | {y:.2f}x"
         if (a, b) == ("rawrt-redis", "rawrt-memory"):
             label, both = f"**{label}**", f"**{x:.2f}x** | **{y:.2f}x**"
-        rows.append(f"| {label} | {both} |" + " |" * 9)
+        rows.append(f"| {label} | {both} |" + " |" * 10)
     table = "\n".join(rows)
 
     def rmed(name: str, fn: Callable[[Slice, RedisStats], float]) -> float:
@@ -774,6 +796,8 @@ def report(args: argparse.Namespace, res: Results, load: tuple[float, float], wa
     hop = {n: 1000 * percentile(sorted(res.hops[n]), 0.5) for n in CONFIGS}
     post = {n: med(n, lambda s: s.post_ms) for n in CONFIGS}
     cpu_per = {n: med(n, lambda s: s.cpu_us) for n in CONFIGS}
+    first = {n: med(n, lambda s: s.first_ms) for n in CONFIGS}
+    last = {n: med(n, lambda s: s.last_ms) for n in CONFIGS}
     burst_cmds = median([b.commands for b in bursts["rawrt-redis"]])
     batching = (
         "the publisher awaits each POST, and the nodes' reads kept up with it: one event per read"
@@ -837,20 +861,23 @@ per-round ratios): **{verdict}**.
 
 Where the time goes:
 
-* **The fan-out.** rawrt writes an event to every subscriber inside the publish call, so on one memory
-  node the POST is answered after the {args.clients:,} writes: its round trip,
-  {post["rawrt-memory"]:.2f} ms, is the fan-out's time (the clients' p50: {med("rawrt-memory", p50):.2f} ms).
-  With one subscriber the whole path takes {hop["rawrt-memory"]:.2f} ms.
-* **The Redis hop** (`XADD`, its answer, then the reply to each node's blocked `XREAD`, parsed by
-  redis-py) takes one subscriber from {hop["rawrt-memory"]:.2f} ms to {hop["rawrt-redis-1"]:.2f} ms on one
-  node and {hop["rawrt-redis"]:.2f} ms across two: {hop["rawrt-redis"] - hop["rawrt-memory"]:.2f} ms per
-  event, whatever the number of subscribers. At {args.clients:,} clients it is added to the fan-out's
-  {post["rawrt-memory"]:.2f} ms: one node on Redis / one memory node is {r1_50:.2f}x at p50 and
-  {r1_99:.2f}x at p99; splitting the clients over two nodes on the same core gives
-  {r2_50:.2f}x / {r2_99:.2f}x of one node on Redis (the two nodes' fan-outs share core 0: the same work,
-  interleaved). Redis itself spends
-  microseconds per event in the commands (above); the rest of its CPU per publish is spent outside them
-  (socket reads and writes, waking the blocked readers).
+* **The path, then the fan-out.** Per event (medians over the events), the first client has it after
+  {first["rawrt-memory"]:.2f} ms on one memory node, {first["rawrt-redis-1"]:.2f} ms on one node on Redis
+  and {first["rawrt-redis"]:.2f} ms on two; the last after {last["rawrt-memory"]:.2f},
+  {last["rawrt-redis-1"]:.2f} and {last["rawrt-redis"]:.2f} ms. The first is the path: POST, publish,
+  for Redis the `XADD`, its answer and the reply to each node's blocked `XREAD` (parsed by redis-py), then
+  one write. With one subscriber the same path takes {hop["rawrt-memory"]:.2f}, {hop["rawrt-redis-1"]:.2f}
+  and {hop["rawrt-redis"]:.2f} ms: the Redis hop costs about {hop["rawrt-redis"] - hop["rawrt-memory"]:.2f}
+  ms per event, whatever the number of subscribers. The gap to the last client is the fan-out: rawrt writes
+  an event to each subscriber inside the publish call ({cpu_per["rawrt-memory"]:.1f} µs of server CPU per
+  delivery on one memory node; on one memory node the POST is answered after the writes, in
+  {post["rawrt-memory"]:.2f} ms), while this process reads the {args.clients:,} sockets on the other core.
+  The fan-out is the same work whatever the hub, and at {args.clients:,} clients it is most of the latency:
+  one node on Redis / one memory node is {r1_50:.2f}x at p50 and {r1_99:.2f}x at p99; splitting the clients
+  over two nodes on the same core gives {r2_50:.2f}x / {r2_99:.2f}x of one node on Redis (the two nodes'
+  fan-outs share core 0: the same work, interleaved; on two machines they would run side by side). Redis
+  itself spends microseconds per event in the commands (above); the rest of its CPU per publish is spent
+  outside them (socket reads and writes, waking the blocked readers).
 * **Commands**: one `XADD` per publish, and one `XREAD` per node per read batch: at one event per
   {args.interval_ms:g} ms every read returns one event, so 1 + nodes commands per publish, whatever the number
   of subscribers. An `XREAD` returns up to 1,000 entries, so events that queue up while a node fans out are
@@ -862,7 +889,8 @@ Where the time goes:
   {sio_far:.2f} ms at the other). Its fan-out costs {cpu_per["socketio-redis"]:.1f} µs of server CPU per
   delivery (the packet is encoded once, but each emit starts an asyncio task per recipient, which puts it
   into the Engine.IO socket's queue for that socket's writer task) against rawrt's
-  {cpu_per["rawrt-redis"]:.1f} µs on two nodes and {cpu_per["rawrt-memory"]:.1f} µs on one; one subscriber:
+  {cpu_per["rawrt-redis"]:.1f} µs on two nodes and {cpu_per["rawrt-memory"]:.1f} µs on one. First / last
+  client per event: {first["socketio-redis"]:.2f} / {last["socketio-redis"]:.2f} ms; one subscriber:
   {hop["socketio-redis"]:.2f} ms.
 """),
     )
