@@ -872,6 +872,9 @@ Where the time goes:
   an event to each subscriber inside the publish call ({cpu_per["rawrt-memory"]:.1f} µs of server CPU per
   delivery on one memory node; on one memory node the POST is answered after the writes, in
   {post["rawrt-memory"]:.2f} ms), while this process reads the {args.clients:,} sockets on the other core.
+  One memory node spends {cpu_per["rawrt-memory"] * args.clients / 1000:.1f} ms of CPU per event
+  ({args.clients:,} deliveries), yet the last client has it after {last["rawrt-memory"]:.2f} ms: the rest is
+  waiting, for the core (shared with other workloads in this run) and for this process's reads.
   The fan-out is the same work whatever the hub, and at {args.clients:,} clients it is most of the latency:
   one node on Redis / one memory node is {r1_50:.2f}x at p50 and {r1_99:.2f}x at p99; splitting the clients
   over two nodes on the same core gives {r2_50:.2f}x / {r2_99:.2f}x of one node on Redis (the two nodes'
@@ -888,7 +891,8 @@ Where the time goes:
   other node starts its fan-out after the first one's (p50 {sio_near:.2f} ms at the publisher's node,
   {sio_far:.2f} ms at the other). Its fan-out costs {cpu_per["socketio-redis"]:.1f} µs of server CPU per
   delivery (the packet is encoded once, but each emit starts an asyncio task per recipient, which puts it
-  into the Engine.IO socket's queue for that socket's writer task) against rawrt's
+  into the Engine.IO socket's queue for that socket's writer task; none runs before the emit has created
+  them all, so even the first client waits for the whole loop) against rawrt's
   {cpu_per["rawrt-redis"]:.1f} µs on two nodes and {cpu_per["rawrt-memory"]:.1f} µs on one. First / last
   client per event: {first["socketio-redis"]:.2f} / {last["socketio-redis"]:.2f} ms; one subscriber:
   {hop["socketio-redis"]:.2f} ms.
