@@ -853,9 +853,9 @@ of per-round ratios. POST round trip: to the answer's read. Redis figures are `I
 `stats` / `cpu` deltas over each paced slice (the benchmark's own `INFO` calls left out), Redis's CPU when
 idle (clients connected, nothing published: {idle_cpu} of a core) subtracted. Lost / dup: over the whole
 run. Machine: {machine()}; shared: other sessions ran CPU work on both cores during this run (1-minute
-load average {load[0]:.1f} before it, up to {res.load_max:.1f} during it, {load[1]:.1f} after; this benchmark
-alone accounts for about 1.5), so every latency here carries their noise: the per-round table shows the
-spread.
+load average {load[0]:.1f} before it, up to {res.load_max:.1f} during it, {load[1]:.1f} after; this
+benchmark's own processes count in it too), so every latency here carries their noise: the per-round
+table shows the spread.
 The whole run took {wall:.0f} s.
 
 {table}
