@@ -79,10 +79,20 @@ def main() -> None:
     def ready(server: object) -> None:
         monitor.append(asyncio.get_running_loop().create_task(monitor_lag(args.lag_file)))
 
+    log = logging.getLogger("rawrt.soak")
+    log.setLevel(logging.INFO)
+
+    async def run() -> None:
+        await serve(app, "127.0.0.1", args.port, limits=limits, ready=ready)
+        # What follows serve() until the exit (asyncio.run cancelling what is left, closing the loop, the
+        # interpreter's exit) is timed too: the soak measures SIGTERM to exit, rawrt logs only its part.
+        log.info("serve() returned: %d other tasks left", len(asyncio.all_tasks()) - 1)
+
     deadline = time.monotonic() + args.bind_retry
     while True:
         try:
-            asyncio.run(serve(app, "127.0.0.1", args.port, limits=limits, ready=ready))
+            asyncio.run(run())
+            log.info("the event loop is closed")
             return
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:

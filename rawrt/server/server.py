@@ -310,7 +310,7 @@ class Server:
     async def shutdown(self, timeout: float | None = None) -> None:
         """Graceful shutdown: stop accepting, close idle connections, close WebSockets with 1001, let
         in-flight requests finish; anything still running after ``timeout`` (default
-        ``limits.shutdown_timeout``) is cancelled."""
+        ``limits.shutdown_timeout``) is cancelled, and its socket cut (aborted)."""
         if self.closing:
             return
         self.closing = True
@@ -345,7 +345,15 @@ class Server:
             for task in pending:
                 task.cancel()
             if pending:
-                await asyncio.wait(pending, timeout=1.0)
+                # The budget is spent: cut the sockets too. A cancelled connection task still closes
+                # gracefully (ServerConnection.run), and a graceful close waits for the client to read what
+                # is buffered, for up to send_timeout: a client that stopped reading kept its socket and its
+                # task that long after "shutdown done" (found by the soak, issue 10).
+                for conn in list(self.connections):
+                    conn.transport.abort()
+                _, late = await asyncio.wait(pending, timeout=1.0)
+                if late:
+                    error_log.warning("%d connection tasks still running after the shutdown", len(late))
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)

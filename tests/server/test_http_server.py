@@ -948,6 +948,44 @@ class TestShutdown:
             assert cancelled.is_set()
             await c.assert_closed()
 
+    @pytest.mark.asyncio
+    async def test_deadline_cuts_a_response_the_client_does_not_read(self) -> None:
+        """A client that stopped reading a large response: at the deadline its socket is cut, not closed
+        gracefully. Its cancelled task used to go on to a graceful close, which waits for the client to read
+        what is buffered for up to ``send_timeout`` (30 s): the connection outlived "shutdown done" by that
+        much (found by the soak, issue 10)."""
+        app = App()
+
+        @app.get("/big")
+        async def big(request: Request) -> Response:
+            # More than the kernel's socket buffers hold (tcp_wmem max plus the client's small rcvbuf).
+            return Response(b"x" * (16 * MiB), 200, content_type="application/octet-stream")
+
+        server = Server(app)
+        await server.start("127.0.0.1", 0)
+        loop = asyncio.get_running_loop()
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: the window stays small
+        sock.setblocking(False)
+        try:
+            await asyncio.wait_for(loop.sock_connect(sock, ("127.0.0.1", server.port)), TIMEOUT)
+            await loop.sock_sendall(sock, get("/big"))
+            # The response is being written and the transport holds what the kernel would not take.
+            for _ in range(int(TIMEOUT / 0.01)):
+                if any(c.transport.get_write_buffer_size() for c in server.connections):
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError("the response never filled the server's write buffer")
+            start = time.monotonic()
+            await asyncio.wait_for(server.shutdown(timeout=0.3), TIMEOUT)
+            assert time.monotonic() - start < 2.0
+            # Nothing of the connection is left once shutdown returns: no task, no socket.
+            assert not server.connections
+            assert not [t for t in server.tasks if not t.done()]
+        finally:
+            sock.close()
+
 
 # -------------------------------------------------------------------------------------------- logging
 

@@ -1,11 +1,12 @@
 """Issue 11's acceptance runs: real ``rawrt demo`` processes on one Redis, a node killed with SIGKILL mid-run.
 
-Two setups, one checker:
+Three setups, one checker:
 
 * **two nodes behind a round-robin TCP load balancer.** Every client has a balancer of its own (a few lines
   of asyncio, :class:`Balancer`) that sends each new connection to the node the previous one did not use, so
   *every* reconnect lands on the other node; node A is killed with ``SIGKILL`` while the SSE and WebSocket
   clients are streaming from it, then started again on a new port.
+* **every node killed** with ``SIGKILL`` at once while Redis runs, and both started again;
 * **``rawrt demo --workers 2``** on one port: the kernel spreads the connections (``SO_REUSEPORT``); one
   worker is killed with ``SIGKILL`` and the supervisor starts another.
 
@@ -412,6 +413,39 @@ async def test_two_nodes_behind_a_balancer_one_killed_and_restarted(
                 used,
             )
             assert len(used) >= 2, name
+        assert got["sse"].connections >= 2 and got["ws"].connections >= 2
+    finally:
+        for balancer in balancers.values():
+            await balancer.close()
+        for node in nodes:
+            await stop_node(node)
+
+
+@pytest.mark.asyncio
+async def test_every_node_killed_and_restarted_while_redis_runs(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Issue 11: "all nodes restarted while Redis keeps running: clients resume exactly"."""
+    hub = ("--hub", redis_server.url)
+    nodes = [await start_node(tmp_path / f"{n}.log", *hub) for n in ("a", "b")]
+    ports = [node.port for node in nodes]
+    balancers = {name: Balancer(ports) for name in ("sse", "longpoll", "poll", "ws", "publisher")}
+    try:
+        for balancer in balancers.values():
+            await balancer.start()
+
+        async def kill() -> None:
+            for node in nodes:
+                node.process.send_signal(signal.SIGKILL)
+                await node.process.wait()
+            await asyncio.sleep(0.3)  # nothing answers: every client and the publisher retry meanwhile
+            for i in range(2):
+                restarted = await start_node(tmp_path / f"restarted-{i}.log", *hub)
+                nodes.append(restarted)
+                ports[i] = restarted.port
+
+        got, truth, acknowledged = await run_clients(lambda n: balancers[n].port, kill, redis_server.url)
+        check(got, truth, acknowledged)
         assert got["sse"].connections >= 2 and got["ws"].connections >= 2
     finally:
         for balancer in balancers.values():

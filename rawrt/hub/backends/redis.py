@@ -175,6 +175,9 @@ class RedisBackend:
         self._reader_id: int | None = None
         self._changed = asyncio.Event()  # the set of followed channels changed: the loop re-reads it
         self._tasks: list[asyncio.Task[None]] = []
+        # The CLIENT UNBLOCK calls in flight: the loop keeps only weak references to tasks, so an
+        # unreferenced one could be collected before it ran (asyncio.create_task's documentation).
+        self._unblocks: set[asyncio.Task[None]] = set()
         self._down_since: float | None = None
         self._create: Callable[..., Awaitable[Any]] | None = None
         self._follow: Callable[..., Awaitable[Any]] | None = None
@@ -204,9 +207,10 @@ class RedisBackend:
 
     async def close(self) -> None:
         """Stop the loops and close the connections."""
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._unblocks]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
@@ -375,7 +379,9 @@ class RedisBackend:
                     self._count("CLIENT UNBLOCK")
                     await cmd.client_unblock(reader_id)
 
-            asyncio.ensure_future(unblock())
+            task = asyncio.ensure_future(unblock())
+            self._unblocks.add(task)
+            task.add_done_callback(self._unblocks.discard)
 
     async def _read_loop(self) -> None:
         backoff = _BACKOFF_FIRST
