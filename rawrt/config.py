@@ -327,6 +327,8 @@ class Config:
         if self.ssl_keyfile:
             _readable(self.ssl_keyfile, "--ssl-keyfile")
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        # ALPN (RFC 7301): HTTP/2 for the clients that offer it (RFC 9113 §3.2), HTTP/1.1 for the rest.
+        context.set_alpn_protocols(["h2", "http/1.1"])
         try:
             context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
         except ssl.SSLError as exc:

@@ -97,6 +97,9 @@ class ServerSide(Protocol):
     @property
     def scheme(self) -> str: ...  # "http" or "https"
 
+    @property
+    def http2(self) -> bool: ...  # serve HTTP/2 too (rawrt.server.h2)
+
     def trusts(self, peer: tuple[str, int] | None) -> bool: ...  # proxy headers from this peer are believed
 
 

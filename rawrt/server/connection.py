@@ -3,6 +3,7 @@
 
 Strategy (hypercorn's ``tcp_server.py`` shape):
 
+* HTTP/2 is told apart first (:meth:`ServerConnection._http2_preface`) and served by :mod:`.h2`.
 * The connection's task reads its :class:`~rawrt.websocket.handover.ByteStream` (up to ``MAX_RECV`` bytes
   at a time) under a timeout, feeds the bytes to the sans-IO connection, and handles its events one
   exchange at a time. Pipelined requests are therefore answered in order by construction (RFC 9112
@@ -32,12 +33,14 @@ from collections import deque
 from ..app import Request, Response, StreamingResponse
 from ..errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ..sansio import http11
+from ..sansio.h2.frames import PrefaceMatch, match_preface
 from ..sansio.headers import Headers
 from ..websocket import WebSocket
 from ..websocket.handover import ByteStream, Handover
 from .body import RequestBody
 from .channel import ClientGone, ServerSide, access_log, error_log
 from .dates import http_date
+from .h2 import H2Session
 from .proxy import forwarded
 from .streaming import Streaming
 from .upgrade import Session, handshake
@@ -77,6 +80,8 @@ class ServerConnection(Streaming, RequestBody):
         self.requests_served = 0
         self.task = None
         self.websocket = None
+        #: The HTTP/2 session, when the client speaks HTTP/2 (rawrt.server.h2).
+        self.h2: H2Session | None = None
         #: The WebSocket session a 101 started, for run() to serve once _serve() has returned.
         self.session: Session | None = None
         self._disconnected = False
@@ -106,6 +111,11 @@ class ServerConnection(Streaming, RequestBody):
             self.server.tasks.add(task)
         linger = False
         try:
+            preface = await self._http2_preface() if self.server.http2 else None
+            if preface is not None:
+                self.h2 = H2Session(self)
+                await self.h2.run(preface)
+                return
             await self._serve()
             session, self.session = self.session, None
             if session is not None:
@@ -141,6 +151,32 @@ class ServerConnection(Streaming, RequestBody):
                 self.server.connections.discard(self)
                 if task is not None:
                     self.server.tasks.discard(task)
+
+    async def _http2_preface(self) -> bytes | None:
+        """HTTP/2 or HTTP/1.1? The bytes read so far if HTTP/2, else ``None`` (then they are the parser's).
+
+        Under TLS, ALPN decided it in the handshake (RFC 9113 §3.2). In cleartext, a client with prior
+        knowledge opens with the connection preface (§3.3, §3.4), which no HTTP/1.1 request line can begin
+        with: at most 24 bytes are read before it is known, and an HTTP/1.1 client's first byte is enough.
+        """
+        ssl_object = self.transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            return b"" if ssl_object.selected_alpn_protocol() == "h2" else None
+        data = b""
+        while True:
+            chunk = await self.read(self.limits.header_timeout)
+            if not chunk:
+                if data:
+                    self.conn.receive_data(data)
+                self.conn.receive_eof()
+                return None
+            data += chunk
+            match = match_preface(data)
+            if match is PrefaceMatch.COMPLETE:
+                return data
+            if match is PrefaceMatch.MISMATCH:
+                self.conn.receive_data(data)
+                return None
 
     async def _wait_closed(self) -> None:
         """Wait until the socket is closed: the last response may still be going out (a graceful close
@@ -385,6 +421,9 @@ class ServerConnection(Streaming, RequestBody):
         Not if a request has arrived but is not read yet: closing then would lose it (and the unread bytes
         would make our close a reset, RFC 9112 §9.6); it is answered, with ``Connection: close``.
         """
+        if self.h2 is not None:
+            self.h2.shutdown()  # GOAWAY; the streams in flight finish within the shutdown budget
+            return
         if self.idle and self.task is not None and self.websocket is None and not self.stream.buffered:
             self.task.cancel()
 

@@ -104,9 +104,13 @@ class Server:
         forwarded_allow_ips: str | Iterable[str] = ("127.0.0.1", "::1"),
         root_path: str = "",
         access_log_format: str | None = None,
+        http2: bool = True,
     ) -> None:
         self.app = app
         self.limits = limits
+        #: Serve HTTP/2 as well (rawrt.server.h2): with prior knowledge in cleartext (RFC 9113 §3.3), and
+        #: under TLS when the context offers ``h2`` by ALPN (§3.2; the CLI's context does).
+        self.http2 = http2
         self.ssl = ssl
         self.trace = trace
         self.scheme = "http" if ssl is None else "https"
