@@ -27,10 +27,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..app import Request, Response, StreamingResponse
 from ..errors import LocalProtocolError, ProtocolError
+from ..limits import Limits
 from ..sansio.h2.connection import (
     ConnectionTerminated,
     DataReceived,
@@ -43,14 +44,29 @@ from ..sansio.h2.connection import (
 )
 from ..sansio.h2.frames import ErrorCode
 from ..sansio.headers import HeaderList, Headers
-from .channel import ClientGone, access_log, error_log, write_access_log
+from ..websocket.handover import ByteStream
+from .channel import ClientGone, ServerSide, access_log, error_log, write_access_log
 from .dates import http_date
 from .proxy import forwarded
 
-if TYPE_CHECKING:
-    from .connection import ServerConnection
+__all__ = ["H2Session", "Owner"]
 
-__all__ = ["H2Session"]
+
+class Owner(Protocol):
+    """What a session needs of the connection it runs on (a :class:`~rawrt.server.ServerConnection`; a
+    protocol here, so that the HTTP/1.1 driver imports this module and not the other way round)."""
+
+    server: ServerSide
+    limits: Limits
+    transport: asyncio.Transport
+    stream: ByteStream
+    client: tuple[str, int] | None
+    proxied: bool
+    idle: bool
+    task: asyncio.Task[None] | None
+
+    async def read(self, timeout: float | None) -> bytes: ...
+
 
 #: Fields HTTP/2 forbids (RFC 9113 §8.2.2): an app's response may carry them for HTTP/1.1; they are dropped.
 _HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"})
@@ -225,7 +241,7 @@ class _Stream:
 class H2Session:
     """One HTTP/2 connection (module docstring), run by its :class:`ServerConnection`'s task."""
 
-    def __init__(self, owner: ServerConnection) -> None:
+    def __init__(self, owner: Owner) -> None:
         self.owner = owner
         self.server = owner.server
         self.limits = owner.limits
