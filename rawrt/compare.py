@@ -101,7 +101,7 @@ OPEN_TIMEOUT = 10.0
 #: Bound on the demo server's start (a cold interpreter on a loaded machine) and on its stop.
 SERVER_TIMEOUT = 15.0
 #: The banner ``rawrt demo`` prints once it listens (``rawrt/cli.py``).
-BANNER = re.compile(r"listening on http://127\.0\.0\.1:(\d+)/")
+BANNER = re.compile(r"listening on http://127\.0\.0\.1:(\d+)/ \(loop: (\w+)\)")
 
 
 class CompareError(RawrtError):
@@ -550,7 +550,8 @@ async def _long_poller(client: HTTPClient, channel: str) -> None:
 
 def _channel(name: str) -> str:
     # A fresh channel per run: no event of another run (or of another user of a shared server) mixes in.
-    return f"compare-{secrets.token_hex(4)}-{name}"
+    # Short, since the name is in every request's target and every JSON event: its bytes are counted.
+    return f"{name}-{secrets.token_hex(3)}"
 
 
 async def run_technique(
@@ -772,12 +773,14 @@ class DemoProcess:
     Attributes:
         pid: the server's process id.
         target: where it listens (the port read from its banner).
+        loop: the event loop it runs, from its banner (``uvloop`` when installed, else ``asyncio``).
     """
 
-    def __init__(self, proc: subprocess.Popen[bytes], target: Target, log: IO[bytes]) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], target: Target, loop: str, log: IO[bytes]) -> None:
         self.proc = proc
         self.pid = proc.pid
         self.target = target
+        self.loop = loop
         self._log = log
 
     @classmethod
@@ -810,7 +813,7 @@ class DemoProcess:
             log.close()
             detail = err[-1] if err else f"it printed {line.strip()!r}"
             raise CompareError(f"the demo server did not start: {detail}")
-        return cls(proc, Target("127.0.0.1", int(match.group(1))), log)
+        return cls(proc, Target("127.0.0.1", int(match.group(1))), match.group(2), log)
 
     def stop(self, timeout: float = SERVER_TIMEOUT) -> None:
         """SIGTERM (a graceful shutdown), then SIGKILL if it is still running after ``timeout``."""
@@ -856,7 +859,11 @@ async def probe(target: Target) -> None:
             loop.create_connection(lambda: HTTPClient(tally, target), target.host, target.port), OPEN_TIMEOUT
         )
     except (OSError, asyncio.TimeoutError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        # asyncio's text is "Connect call failed ('127.0.0.1', 9)"; the errno says why in the usual words.
+        if isinstance(exc, OSError) and exc.errno:
+            reason = os.strerror(exc.errno)
+        else:
+            reason = str(exc) or "timed out"
         raise CompareError(f"cannot connect to {target.url}: {reason}") from None
     not_demo = f"{target.url} is not a rawrt demo server"
     try:
@@ -1098,15 +1105,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "url", nargs="?", help="a running rawrt demo (http://HOST:PORT/); default: start one on a free port"
     )
-    parser.add_argument("--clients", type=_positive_int, default=100, help="clients per technique (100)")
     parser.add_argument(
-        "--seconds", type=_positive_float, default=10.0, help="publishing time per technique (10)"
+        "--clients", type=_positive_int, default=100, metavar="N", help="clients per technique (100)"
     )
     parser.add_argument(
-        "--interval-ms", type=_positive_float, default=100.0, help="time between two publishes (100 ms)"
+        "--seconds",
+        type=_positive_float,
+        default=10.0,
+        metavar="S",
+        help="publishing time per technique (10)",
     )
     parser.add_argument(
-        "--poll-interval", type=_positive_float, default=1.0, help="short polling's period (1 s)"
+        "--interval-ms",
+        type=_positive_float,
+        default=100.0,
+        metavar="MS",
+        help="time between two publishes (100 ms)",
+    )
+    parser.add_argument(
+        "--poll-interval", type=_positive_float, default=1.0, metavar="S", help="short polling's period (1 s)"
     )
     parser.add_argument("--svg", metavar="FILE", help="also draw the figures into an SVG file")
     parser.add_argument(
@@ -1215,7 +1232,7 @@ def main(args: argparse.Namespace) -> str:
     demo = DemoProcess.start() if target is None else None
     try:
         if demo is not None:
-            where = f"server {demo.target.url} (started by compare, pid {demo.pid})"
+            where = f"server {demo.target.url} (started by compare: pid {demo.pid}, loop {demo.loop})"
             return asyncio.run(_compare(args, demo.target, demo.pid, where, progress))
         assert target is not None
         return asyncio.run(_compare(args, target, None, f"server {target.url}", progress))

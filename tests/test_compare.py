@@ -253,7 +253,9 @@ def test_without_url_starts_a_demo_and_prints_the_table(own_demo: OwnDemo) -> No
     run = own_demo.result()
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr
-    assert re.match(r"rawrt compare: 5 clients per technique, .* \(started by compare, pid \d+\)", run.stdout)
+    assert re.match(
+        r"rawrt compare: 5 clients per technique, .* \(started by compare: pid \d+, loop \w+\)", run.stdout
+    )
     check_rows(table(run.stdout), 5, cpu_known=True)
     # stderr is not a terminal here: plain progress lines, no carriage returns.
     assert "\r" not in run.stderr
