@@ -1,23 +1,14 @@
-"""The four transports of the demo side by side: short polling, long polling, SSE and WebSocket (issue 5).
+"""The four transports of the demo side by side, in rounds, against issue 5's aiohttp figures: a thin wrapper
+around ``rawrt compare`` (:mod:`rawrt.compare`), which does the measuring.
 
-For each transport, ``--clients`` clients (100) follow one channel while a publisher posts one event every
-``--interval-ms`` (100 ms) for ``--seconds`` (10 s) with ``POST /publish``; the event's data is the
-publisher's ``time.monotonic()``, so every client computes each event's delivery latency. Clients (raw
-asyncio protocols, ``transport_clients.py``) and publisher run in this process on uvloop, pinned to core 1;
-rawrt's demo (``demo_server.py``, uvloop) runs pinned to core 0. Per transport:
-
-* mean and p99 delivery latency over every (client, event);
-* HTTP requests the clients made (an SSE stream or a WebSocket upgrade is one);
-* bytes on the wire per delivered event: everything the clients read from and wrote to their sockets,
-  heads and handshakes included, divided by the events delivered (TCP/IP overhead not counted);
-* server CPU (utime + stime from ``/proc/PID/stat``) over the publishing window, as % of one core;
-* events lost (ids never received) and duplicates: all must be 0.
-
-Short polling polls every ``--poll-interval`` (1 s) from a random phase per client (so the requests spread
-over the second), starting when publishing starts and stopping after the poll that fetched the last event.
-Long polling re-requests at once after each answer (``timeout=30``); its count includes each client's
-request still held when the run ends. Each transport gets a fresh channel. The transports run one at a
-time, ``--rounds`` (5) rounds in rotated order; every figure is the median over the rounds. Usage::
+``rawrt compare`` runs each technique once; this script adds what a benchmark for the docs needs: the server
+(``demo_server.py``, uvloop) pinned to core 0 and the clients (:mod:`rawrt.compare`'s, on uvloop) pinned to
+core 1, ``--rounds`` (5) rounds in rotated order so that drift in the machine's load does not always hit the
+same technique, medians over the rounds, and issue 5's aiohttp reference beside them. Per technique (see
+:mod:`rawrt.compare` for exactly what each figure counts): mean and p99 publish-to-receive latency, the
+clients' HTTP requests, bytes on the wire per delivered event, server CPU as % of one core (user + system
+over the technique's run, first connect to last close), and lost / duplicated events (all must be 0).
+Usage::
 
     python benchmarks/bench_transports.py [--clients 100] [--interval-ms 100] [--seconds 10] [--rounds 5]
         [--write]
@@ -33,28 +24,15 @@ import asyncio
 import math
 import os
 import sys
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from _common import CLIENT_CPU, ROOT, free_port, machine, median, start_server, stop, write_section
-from transport_clients import (
-    Client,
-    ClientFactory,
-    PollClient,
-    Publisher,
-    SSEClient,
-    Tally,
-    WSClient,
-    cpu_seconds,
-    long_poller,
-    open_clients,
-    percentile,
-    publish_for,
-    short_poller,
-)
 
-HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+from rawrt.compare import Outcome, Settings, Target, run_technique  # noqa: E402
+
+HERE = ROOT / "benchmarks"
 CHART = ROOT / "docs" / "transports-chart.svg"
 
 TRANSPORTS = ("poll", "longpoll", "sse", "ws")
@@ -78,15 +56,10 @@ REFERENCE = {
     "ws": Reference(2.9, 54, None),
 }
 
-#: Settling time between opening the clients and the first publish (held long polls reach the hub).
-SETTLE = 0.5
-#: How long the live transports get after the last publish before the clients close.
-GRACE = 0.5
-
 
 @dataclass(frozen=True)
 class Result:
-    """One transport's figures in one round."""
+    """One transport's figures in one round (or their medians)."""
 
     mean_ms: float
     p99_ms: float
@@ -98,89 +71,32 @@ class Result:
     duplicates: int
     errors: tuple[str, ...]
 
-
-async def run_transport(
-    transport: str,
-    port: int,
-    server_pid: int,
-    channel: str,
-    clients: int,
-    interval: float,
-    seconds: float,
-    poll_interval: float,
-) -> Result:
-    loop = asyncio.get_running_loop()
-    tally = Tally()
-    _, publisher = await loop.create_connection(lambda: Publisher(Tally(), port), "127.0.0.1", port)
-    assert isinstance(publisher, Publisher)
-    stopping = asyncio.Event()
-    tasks: list[asyncio.Task[None]] = []
-    conns: list[Client]
-    if transport == "sse":
-        conns = await open_clients(ClientFactory(port, SSEClient, tally, port, channel), clients)
-    elif transport == "ws":
-        conns = await open_clients(ClientFactory(port, WSClient, tally, port, channel), clients)
-    else:
-        conns = await open_clients(ClientFactory(port, PollClient, tally, port), clients)
-    start_at = loop.time() + SETTLE
-    final_id: list[int] = []  # set once publishing is over: the short pollers stop once they have it
-    for conn in conns:
-        assert isinstance(conn, PollClient) or transport in ("sse", "ws")
-        if transport == "poll":
-            assert isinstance(conn, PollClient)
-            tasks.append(loop.create_task(short_poller(conn, channel, poll_interval, start_at, final_id)))
-        elif transport == "longpoll":
-            assert isinstance(conn, PollClient)
-            tasks.append(loop.create_task(long_poller(conn, channel, stopping)))
-    await asyncio.sleep(start_at - loop.time())
-    cpu0, t0 = cpu_seconds(server_pid), time.monotonic()
-    last_id, _ = await publish_for(publisher, channel, interval, seconds)
-    cpu1, t1 = cpu_seconds(server_pid), time.monotonic()
-    final_id.append(last_id)
-    if transport == "poll":
-        await asyncio.wait(tasks, timeout=poll_interval * 2 + 1)
-    else:
-        await asyncio.sleep(GRACE)
-    stopping.set()
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    for conn in [*conns, publisher]:
-        conn.close()
-    await asyncio.sleep(0.2)  # let the server see the closes before the next transport
-    tally.finish(conns, last_id)
-    lat = sorted(tally.latencies)
-    return Result(
-        mean_ms=1000 * sum(lat) / len(lat) if lat else math.nan,
-        p99_ms=1000 * percentile(lat, 0.99),
-        requests=tally.requests,
-        bytes_per_event=(tally.bytes_in + tally.bytes_out) / max(1, tally.delivered),
-        cpu_percent=100 * (cpu1 - cpu0) / (t1 - t0),
-        delivered=tally.delivered,
-        lost=tally.lost,
-        duplicates=tally.duplicates,
-        errors=tuple(tally.errors[:5]),
-    )
+    @classmethod
+    def of(cls, o: Outcome) -> Result:
+        cpu = math.nan if o.cpu_seconds is None else 100 * o.cpu_seconds / o.wall_seconds
+        return cls(
+            o.mean_ms,
+            o.p99_ms,
+            o.requests,
+            o.bytes_per_event,
+            cpu,
+            o.delivered,
+            o.lost,
+            o.duplicates,
+            o.errors,
+        )
 
 
 async def run_all(args: argparse.Namespace, port: int, server_pid: int) -> dict[str, list[Result]]:
     results: dict[str, list[Result]] = {t: [] for t in TRANSPORTS}
+    settings = Settings(args.clients, args.seconds, args.interval_ms / 1000, args.poll_interval)
     for r in range(args.rounds):
         # Rotate the order, so drift in machine load does not always hit the same transport.
         order = TRANSPORTS[r % len(TRANSPORTS) :] + TRANSPORTS[: r % len(TRANSPORTS)]
         if args.only:
             order = (args.only,)
         for transport in order:
-            res = await run_transport(
-                transport,
-                port,
-                server_pid,
-                f"{transport}-{r}",
-                args.clients,
-                args.interval_ms / 1000,
-                args.seconds,
-                args.poll_interval,
-            )
+            res = Result.of(await run_technique(transport, Target("127.0.0.1", port), settings, server_pid))
             results[transport].append(res)
             print(
                 f"round {r + 1} {LABELS[transport]:>20}: mean {res.mean_ms:7.2f} ms, "
@@ -361,17 +277,22 @@ def main() -> None:
             "transports",
             f"""## The four transports: delivery latency, requests, bytes (`benchmarks/bench_transports.py`)
 
-rawrt's demo on {args.loop} pinned to core 0; {args.clients} clients per transport (raw asyncio protocols,
-`benchmarks/transport_clients.py`) and the publisher in one process pinned to core 1. One event every
-{args.interval_ms:g} ms for {args.seconds:g} s via `POST /publish`; its data is the publisher's
-`time.monotonic()` (`"%.6f"`, 11 to 13 bytes), so latency is publish-to-receive, the POST included. Clients
-send minimal requests (`Host`, plus `Accept` for SSE and the upgrade fields for WebSocket): bytes per event
-count everything the clients read and wrote (heads and handshakes included, TCP/IP headers not), divided
-by the events delivered. Short polling: every {args.poll_interval:g} s from a random phase per client.
-Server CPU: utime + stime over the publishing window, % of one core. Each transport alone on a fresh
-channel; {args.rounds} rounds in rotated order; medians (lost / dup: totals over all rounds). Machine:
-{machine()}; shared with other workloads (1-minute load average {load_before:.1f} before the run,
-{load_after:.1f} after), so the latencies carry noise: the range shows the rounds' spread.
+Measured by `rawrt compare`'s clients (`rawrt/compare.py`, [howto/compare.md](howto/compare.md)), run by
+this wrapper for {args.rounds} rounds: rawrt's demo on {args.loop} pinned to core 0; {args.clients} clients
+per transport (asyncio protocols reading with rawrt's sans-IO response, SSE and WebSocket parsers) and the
+publisher in one process on {args.loop}, pinned to core 1. One event every {args.interval_ms:g} ms for
+{args.seconds:g} s via `POST /publish`; its data is the publisher's `time.monotonic()` (`"%.6f"`, 11 to 13
+bytes), so latency is publish-to-receive, the POST included. Clients send minimal requests (`Host`, plus
+`Accept` for SSE and the upgrade fields for WebSocket, no compression offered): bytes per event count
+everything the clients read and wrote (heads and handshakes included, TCP/IP headers not), divided by the
+events delivered; the event ids are 16-digit numbers (start time in ms × 1024), in every JSON event and SSE
+`id:` line. Short polling: every {args.poll_interval:g} s from a random phase per client. Server CPU: utime +
+stime from the first client's connect to the last one's close, % of one core. Each transport alone on a
+fresh channel (`poll-<6 hex digits>`...); {args.rounds} rounds in rotated order; medians (lost / dup: totals
+over all rounds, checked against the ids `/publish` returned).
+Machine: {machine()}; shared with other workloads
+(1-minute load average {load_before:.1f} before the run, {load_after:.1f} after), so the latencies carry
+noise: the range shows the rounds' spread.
 
 The reference columns are issue 5's figures for an aiohttp implementation with 100 clients and one event
 per 100 ms (its payload is not known, so bytes compare only roughly; "–": not given).

@@ -1,4 +1,5 @@
-"""Raw asyncio clients for the transport benchmarks: short polling, long polling, SSE, WebSocket, a publisher.
+"""Raw asyncio clients for the SSE fan-out benchmark and the soak: short and long polling, SSE, WebSocket, a
+publisher. (``bench_transports.py`` measures with ``rawrt compare``'s clients, ``rawrt/compare.py``.)
 
 Every client is a bare ``asyncio.Protocol`` (no StreamReader, no library, no task per SSE or WebSocket
 connection), so that the load generator is cheap next to the server it measures. Each one counts:

@@ -1,5 +1,6 @@
-"""Command line: ``python -m rawrt serve module:app``, ``python -m rawrt demo`` (uvicorn's shape) and
-``python -m rawrt testee-client ws://HOST:PORT`` (the Autobahn client testee, :mod:`rawrt.testee`).
+"""Command line: ``python -m rawrt serve module:app``, ``python -m rawrt demo`` (uvicorn's shape),
+``python -m rawrt testee-client ws://HOST:PORT`` (the Autobahn client testee, :mod:`rawrt.testee`) and
+``python -m rawrt compare [URL]`` (the four techniques measured side by side, :mod:`rawrt.compare`).
 
 Errors: an ordinary mistake (a module or attribute that does not exist, a bad flag, a port in use, a missing
 certificate) is one line on stderr and exit status 2, as argparse does for its own; no traceback, since the
@@ -207,7 +208,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         "testee-client", help="the Autobahn client testee: rawrt testee-client ws://HOST:PORT [--agent NAME]"
     )
     add_testee_arguments(p_testee)
+    p_compare = sub.add_parser(
+        "compare", help="measure polling, long polling, SSE and WebSocket on a demo: rawrt compare [URL]"
+    )
+    _compare_arguments(p_compare)
     args = parser.parse_args(argv)
+
+    if args.command == "compare":
+        _run_compare(args)
 
     if args.command == "testee-client":
         import logging
@@ -274,6 +282,28 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     except ConfigError as exc:
         _fail(prog, str(exc))
+
+
+def _compare_arguments(parser: argparse.ArgumentParser) -> None:
+    # Imported here: the other commands never load the comparison's clients.
+    from .compare import add_arguments
+
+    add_arguments(parser)
+
+
+def _run_compare(args: argparse.Namespace) -> NoReturn:
+    """``rawrt compare``: the report on stdout; a CompareError is one line and exit status 2."""
+    from .compare import CompareError
+    from .compare import main as compare
+
+    try:
+        report = compare(args)
+    except CompareError as exc:
+        _fail("rawrt compare", str(exc))
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    print(report, flush=True)
+    raise SystemExit(0)
 
 
 #: Why ``--workers`` above 1 needs a shared hub (issue: each worker would number and keep its own events).
