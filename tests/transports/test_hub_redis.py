@@ -209,7 +209,9 @@ async def test_outage_503_logged_once_and_subscribers_get_everything_acknowledge
     caplog.set_level(logging.WARNING, "rawrt.hub")
     async with nodes(persistent_redis.url) as [(a, _), (b, _)]:
         reader = await open_events(b, "/events?channel=o")
-        ws = await chat(b, "channel=o")
+        # since=0: from the channel's start, so the replay covers "before" however late the chat handler
+        # subscribes after its handshake (a live-only chat could miss it on a loaded machine).
+        ws = await chat(b, "channel=o&since=0")
         try:
             await reader.read_until(b"id: ")
             before = await publish(a, "before", "o")

@@ -173,6 +173,7 @@ class RedisBackend:
         self._cmd: Redis | None = None
         self._reader: Redis | None = None
         self._reader_id: int | None = None
+        self._connected_once = False  # the read loop connected before (so a new connection is a comeback)
         self._changed = asyncio.Event()  # the set of followed channels changed: the loop re-reads it
         self._tasks: list[asyncio.Task[None]] = []
         # The CLIENT UNBLOCK calls in flight: the loop keeps only weak references to tasks, so an
@@ -405,6 +406,12 @@ class RedisBackend:
         if self._reader is None:
             self._reader = self._client(single_connection_client=True, socket_timeout=_BLOCK_MS / 1000 + 5)
             self._reader_id = await self._reader.client_id()
+            if self._cmd is not None and self._connected_once:
+                # Redis may have restarted: the command pool's idle connections are dead, and with no
+                # retries (see _client) the next publish on one would fail with a 503 and log a second
+                # outage. Drop them; the next command opens a fresh one.
+                await self._cmd.connection_pool.disconnect(inuse_connections=False)
+            self._connected_once = True
             self._up()
             # A new reader connection (the first, or after an outage that may have been seen only by
             # publish): carry on from each followed channel's position, or reload it.
@@ -423,13 +430,15 @@ class RedisBackend:
                 channel = name[len("rawrt:{") : -1]
                 followed = self._followed.get(channel)
                 if followed is not None:
-                    self._apply(channel, followed, _entries(raw))
                     if followed.origin is None:
                         # The stream was created after this node began to follow it: learn its origin
-                        # (once), so that a later resync can tell it from a stream that replaced it.
+                        # (once), so that a later resync can tell it from a stream that replaced it. Before
+                        # the events are applied: if Redis goes away in between, the position has not moved
+                        # past the origin, and the resync sees the same stream, not a replaced one.
                         self._count("GET")
                         origin = await reader.get(self._keys(channel)[1])
                         followed.origin = from_stream_id(origin) if origin is not None else None
+                    self._apply(channel, followed, _entries(raw))
 
     async def _resync(self) -> None:
         """After an outage: carry on from each channel's position, or reload it if the stream changed."""
