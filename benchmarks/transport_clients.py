@@ -52,10 +52,11 @@ class Tally:
     lost: int = 0
     errors: list[str] = field(default_factory=list)
 
-    def finish(self, clients: list[Client], published: int) -> None:
-        """Count the events each client is missing at the end (``published`` is the channel's last id)."""
+    def finish(self, clients: list[Client], published: int, count: int) -> None:
+        """Count the events each client is missing at the end (``published`` is the channel's last id,
+        ``count`` how many events were published: all of them are missing for a client that got none)."""
         for client in clients:
-            self.lost += max(0, published - client.last_id)
+            self.lost += max(0, published - client.last_id) if client.last_id else count
         self.lost += self.gaps
 
 
@@ -101,7 +102,9 @@ class Client(asyncio.Protocol):
         if event_id <= last:
             tally.duplicates += 1
             return
-        if event_id != last + 1:
+        # A memory hub's ids follow on by 1 within a channel, from a start far above 0 (rawrt.hub.ids): the
+        # first event a client gets sets where it starts, and gaps are counted from there.
+        if last and event_id != last + 1:
             tally.gaps += event_id - last - 1
         self.last_id = event_id
         tally.delivered += 1
