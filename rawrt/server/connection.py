@@ -29,7 +29,7 @@ import contextlib
 import logging
 from collections import deque
 
-from ..app import Request, Response, StreamingResponse
+from ..app import Request, Response, StreamingResponse, Tapper
 from ..errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ..sansio import http11
 from ..sansio.headers import Headers
@@ -68,7 +68,12 @@ class ServerConnection(Streaming, RequestBody):
         self.stream = stream
         assert stream.transport is not None
         self.transport = stream.transport
-        self.conn = http11.HTTPConnection(server.limits)
+        # With a wire tap (the demo's lab), the parser keeps each request head's exact bytes for it.
+        self.conn = (
+            http11.HTTPConnection(server.limits)
+            if server.app.tap is None
+            else http11.HeadKeepingConnection(server.limits)
+        )
         self.events = deque()
         peer = self.transport.get_extra_info("peername")
         self.client = (str(peer[0]), int(peer[1])) if peer else None
@@ -136,6 +141,8 @@ class ServerConnection(Streaming, RequestBody):
                         self.transport.abort()
                         raise
             finally:
+                if self.tap is not None and self.websocket is None:
+                    self.tap.done(True)  # (a WebSocket tells its tap itself, when its connection is lost)
                 # Counted until here, when the socket is closed (or aborted): every open socket counts
                 # against max_connections.
                 self.server.connections.discard(self)
@@ -195,6 +202,9 @@ class ServerConnection(Streaming, RequestBody):
         transport = self.transport
         root_path = server.root_path
         scheme = server.scheme
+        # The wire tap: decided once per connection, so that a server without one pays one None check per
+        # request for it (and one per write, in flush()).
+        tapper = app.tap if type(self.conn) is http11.HeadKeepingConnection else None
         while True:
             # Waiting for a request head: the keep-alive timeout while nothing has arrived, then the header
             # timeout from the first byte (slowloris: a head must arrive within a bound, not trickle on).
@@ -265,6 +275,8 @@ class ServerConnection(Streaming, RequestBody):
                     request.scheme = scheme
                 if root_path:
                     request.mount(root_path)
+                if tapper is not None:
+                    self._tap_exchange(tapper, request)
                 resolved = app.resolve(request.method, request.path, event.upgrade is not None)
                 if resolved.params is not None:
                     request.path_params = resolved.params
@@ -326,6 +338,15 @@ class ServerConnection(Streaming, RequestBody):
             self.requests_served += 1
             if self.server.closing:
                 return
+
+    def _tap_exchange(self, tapper: Tapper, request: Request) -> None:
+        """Give this exchange its wire tap (or none): the previous exchange's is done with the connection."""
+        previous = self.tap
+        if previous is not None:
+            self.tap = None
+            previous.done(False)
+        assert type(self.conn) is http11.HeadKeepingConnection
+        self.tap = tapper(request, self.conn.take_head())
 
     def _answer_failure(self, exc: Exception, request: Request | None) -> None:
         """Answer the exchange that failed with ``exc``: the one place where errors become statuses.
