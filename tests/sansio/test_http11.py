@@ -1046,12 +1046,11 @@ class TestHeadKeeping:
         # Blank lines before a request-line are skipped (RFC 9112 §2.2) and are not part of the head.
         conn.receive_data(b"\r\n" + first[:10])
         assert conn.events_received() == []
-        assert conn.take_head() == b""  # nothing complete yet
+        assert conn.head == b""  # nothing complete yet
         conn.receive_data(first[10:] + b"abc" + second)
         events = conn.events_received()
         assert type(events[0]) is http11.Request and events[0].method == b"POST"
-        assert conn.take_head() == first
-        assert conn.take_head() == b""  # taken once
+        assert conn.head == first
         # The body is consumed without being recorded; the next head replaces nothing before it is taken.
         assert [type(e) for e in conn.events_received()] == [http11.Data, http11.EndOfMessage]
         conn.send_response(200, [(b"content-length", b"0")])
@@ -1060,10 +1059,10 @@ class TestHeadKeeping:
         request, end = conn.events_received()  # one request per call: the head is never replaced first
         assert type(request) is http11.Request and request.target == b"/b"
         assert type(end) is http11.EndOfMessage
-        assert conn.take_head() == second
+        assert conn.head == second
 
     def test_connection_ended_keeps_no_head(self) -> None:
         conn = http11.HeadKeepingConnection()
         conn.receive_eof()
         assert [type(e) for e in conn.events_received()] == [http11.ConnectionEnded]
-        assert conn.take_head() == b""
+        assert conn.head == b""

@@ -608,7 +608,11 @@ class HeadKeepingConnection(HTTPConnection):
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         super().__init__(limits)
         self._buffer: _HeadRecordingBuffer = _HeadRecordingBuffer()
-        self._head = b""
+        #: The last request head read, from its request-line to its empty line, exactly as received. Read
+        #: (and cleared, so a held request does not keep it) right after the :class:`Request` event:
+        #: ``events_received`` returns at most one request per call, so no later head can replace it first.
+        #: A plain attribute, not a method: the server reads it on every request (docs/topics/performance.md).
+        self.head = b""
 
     def maybe_read_request(self) -> Request | ConnectionEnded | None:
         buffer = self._buffer
@@ -620,13 +624,6 @@ class HeadKeepingConnection(HTTPConnection):
         finally:
             buffer.recording = False
         if type(event) is Request:
-            self._head = buffer.taken
+            self.head = buffer.taken
         buffer.taken = b""
         return event
-
-    def take_head(self) -> bytes:
-        """The last request head read, from its request-line to its empty line, exactly as received; ``b""``
-        once taken (it is held only until the server picks it up, right after the :class:`Request` event:
-        ``events_received`` stops after each request, so no later head can replace it first)."""
-        head, self._head = self._head, b""
-        return head
