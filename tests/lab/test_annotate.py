@@ -362,3 +362,39 @@ def test_as_dict() -> None:
     rows = value["rows"]
     assert isinstance(rows, list)
     assert rows[4] == ["48 65 6c 6c 6f", "unmasked: each byte XOR key[i % 4]", "hd"]
+
+
+def test_the_rest_of_a_large_sse_chunk_is_counted() -> None:
+    annotator = after(REQUEST)
+    annotator.sent(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+    )
+    data = b"id: 1\ndata: " + b"x" * 2000 + b"\n\n"
+    (chunk,) = annotator.sent(encode_chunk(data))
+    assert raws(chunk)[-2] == f"… ({len(data) - PREVIEW} more bytes)"
+
+
+def test_a_json_body_that_is_not_a_poll_answer() -> None:
+    for body in (b"{not json", b"[1, 2]", b'{"events": 5}'):
+        annotator = after(REQUEST)
+        wire = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body)
+        _, record = annotator.sent(wire + body)
+        assert notes(record)[0].startswith("body: ")
+        assert ("JSON: 0 events" in notes(record)[0]) == (body == b'{"events": 5}')
+
+
+def test_a_close_delimited_plain_body() -> None:
+    annotator = after(REQUEST.replace(b"HTTP/1.1", b"HTTP/1.0"))
+    annotator.sent(b"HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\n")
+    (body,) = annotator.sent(b"some text")
+    assert body.title == "body, 9 bytes"
+
+
+def test_a_compressed_message_in_two_frames() -> None:
+    # RFC 7692 §7.2.3.1's "Hello" split after 3 compressed bytes: RSV1 on the first frame only (§6.1).
+    payload = COMPRESSED_HELLO[2:]
+    wire = bytes([0x41, 0x03]) + payload[:3] + bytes([0x80, 0x04]) + payload[3:]
+    first, second = upgraded().sent(wire)
+    assert first.title == "text frame, 3 B compressed → 2 B (more frames follow)"
+    assert second.title == "continuation frame, 4 B compressed → 3 B"
+    assert raws(first)[-1] + raws(second)[-1] == "Hello"
