@@ -610,6 +610,17 @@ async def test_lab_every_lane_receives_a_published_message(
             "[...document.querySelectorAll('#lane-sse .rec .title')].map((e) => e.textContent)"
         )
         assert f"SSE event id={event_id}: hello lanes ✓" in sse_titles
+        # Keyboard and screen readers: every control has a name, every scrolling region takes the focus.
+        unnamed = await page.evaluate(
+            """[...document.querySelectorAll('input, select, button, summary')].filter((e) =>
+                !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim()
+            ).map((e) => e.outerHTML)"""
+        )
+        assert unnamed == []
+        unfocusable = await page.evaluate(
+            "[...document.querySelectorAll('.messages, .wirelog')].filter((e) => e.tabIndex < 0).length"
+        )
+        assert unfocusable == 0
         # No 404 for an icon: the page declares its own, and /favicon.ico is served for the others.
         icon = await page.evaluate(
             "fetch('/favicon.ico').then((r) => [r.status, r.headers.get('content-type')])"
