@@ -47,6 +47,8 @@ __all__ = [
     "Resolution",
     "HeadersLike",
     "Push",
+    "Tap",
+    "Tapper",
 ]
 
 HeadersLike = Iterable[tuple[str | bytes, str | bytes]]
@@ -56,6 +58,28 @@ class Push(Protocol):
     """The synchronous writer a :class:`StreamingResponse`'s ``on_push`` callback receives (see there)."""
 
     def __call__(self, piece: bytes, /) -> bool: ...
+
+
+class Tap(Protocol):
+    """A copy of one exchange's bytes, as the server read and wrote them (the demo's wire view, rawrt.lab).
+
+    :attr:`App.tap` hands one out per request it wants to see. The server then calls it with every byte it
+    writes for that exchange and, after a ``101``, with every byte of the WebSocket that follows, both ways.
+    It must not raise and must not keep the server waiting: it runs inline, in the write path.
+    """
+
+    def received(self, data: bytes, /) -> None: ...  # bytes read from the client (a WebSocket's frames)
+
+    def sent(self, data: bytes, /) -> None: ...  # bytes written to the client, exactly as written
+
+    def done(self, closed: bool, /) -> None: ...  # the exchange is over: the connection closed (True) or
+
+    # carries another request now (False)
+
+
+#: :attr:`App.tap`: called with each request and its head's exact bytes; returns the :class:`Tap` for that
+#: exchange, or ``None`` to leave it untapped.
+Tapper = Callable[["Request", bytes], "Tap | None"]
 
 
 class BodySource(Protocol):
@@ -508,6 +532,10 @@ class App:
         #: Coroutine functions (no arguments) awaited once the server listens, and after it shut down.
         self.on_startup: list[Callable[[], Awaitable[None]]] = []
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
+        #: The wire tap (:data:`Tapper`), off (``None``) unless set, as the demo sets it for its lab page.
+        #: Read when a connection opens: a server whose app has none pays one ``None`` check per connection
+        #: and per write, nothing else (docs/topics/performance.md).
+        self.tap: Tapper | None = None
 
     def _route(self, path: str) -> Route:
         if not path.startswith("/"):

@@ -1,7 +1,12 @@
 """The demo server: a fixed endpoint contract that learners, benchmarks and conformance runs point at.
 
 =============================  ========================================================================
-``GET /``                      a page (the chat room, once the transports are in)
+``GET /``                      the protocol lab: the four transports side by side, with their wire bytes
+``GET /chat``                  the chat room: one transport per tab
+``GET /favicon.ico``           the icon
+``GET /lab/wire``              a lab page's wire view, ``?lab=ID``: annotated records of the bytes of the
+                               requests tagged ``?lab=ID`` (WebSocket, or Server-Sent Events without
+                               ``Upgrade``; :mod:`rawrt.lab`)
 ``GET /hello``                 200 ``text/plain`` ``Hello, world!``
 ``POST /echo``                 200, the request body echoed verbatim
 ``ANY /inspect``               200 JSON: how rawrt parsed the request (method, target, version, headers and
@@ -40,6 +45,7 @@ from .app import App, Request, Response, StreamingResponse
 from .errors import HubUnavailableError
 from .hub import parse_cursor
 from .hub.backends import Backend, open_backend
+from .lab import LAB_ID_RE, Lab
 from .limits import DEFAULT_LIMITS, Limits, MiB
 from .polling import (
     PollParameterError,
@@ -79,6 +85,8 @@ class DemoApp(App):
 
     Attributes:
         backend: where the events are kept (rawrt.hub.backends).
+        lab: the protocol lab's pages and wire tap (:mod:`rawrt.lab`); the app's :attr:`~App.tap` is its
+            :meth:`~rawrt.lab.Lab.tapper`.
         hub: the hub behind ``/publish``, ``/events``, ``/poll``, ``/longpoll`` (and the WebSocket routes):
             ``backend.hub``.
         limits: the limits the endpoints use (heartbeat, long-poll timeouts, batch size, history).
@@ -91,6 +99,8 @@ class DemoApp(App):
         self.hub = self.backend.hub
         self.on_startup.append(self.backend.start)
         self.on_shutdown.append(self.backend.close)
+        self.lab = Lab(limits)
+        self.tap = self.lab.tapper
 
 
 def channel_param(request: Request) -> str | None:
@@ -105,10 +115,12 @@ def _bad_request(message: str) -> Response:
 
 
 _BAD_CHANNEL = "channel must match [A-Za-z0-9_.-]{1,64}"
+_BAD_LAB = "lab must match [A-Za-z0-9_-]{8,64}"
+_LAB_FULL = "too many lab pages open: try again later"
 
 
-def _page() -> str:
-    return resources.files("rawrt").joinpath("static/index.html").read_text("utf-8")
+def _static(name: str) -> bytes:
+    return resources.files("rawrt").joinpath("static").joinpath(name).read_bytes()
 
 
 def _unavailable(exc: HubUnavailableError, consequence: str = "try again") -> Response:
@@ -133,11 +145,44 @@ def create_app(limits: Limits = DEFAULT_LIMITS, hub: Backend | str | None = None
     app = DemoApp(limits, hub)
     backend = app.backend
     core = app.hub
-    page = _page()
+    lab_page = _static("index.html").decode("utf-8")
+    chat_page = _static("chat.html").decode("utf-8")
+    icon = _static("favicon.ico")
 
     @app.get("/")
     async def index(request: Request) -> Response:
-        return Response.html(page)
+        return Response.html(lab_page)
+
+    @app.get("/chat")
+    async def chat(request: Request) -> Response:
+        return Response.html(chat_page)
+
+    @app.get("/favicon.ico")
+    async def favicon(request: Request) -> Response:
+        return Response(icon, 200, [("cache-control", "max-age=86400")], "image/x-icon")
+
+    # --- the lab's wire view (rawrt.lab): the bytes of a lab page's own requests ------------------------
+
+    lab = app.lab
+
+    def lab_check(request: Request) -> Response | None:
+        if not LAB_ID_RE.fullmatch(request.query_param("lab") or ""):
+            return _bad_request(_BAD_LAB)
+        return None
+
+    @app.get("/lab/wire")
+    async def lab_events(request: Request) -> Response | StreamingResponse:
+        refusal = lab_check(request)
+        if refusal is not None:
+            return refusal
+        stream = lab.serve_events(request)
+        if stream is None:
+            return Response.text(_LAB_FULL + "\n", 503, headers=[("retry-after", "5")])
+        return stream
+
+    @app.websocket("/lab/wire", check=lab_check)
+    async def lab_wire(ws: WebSocket) -> None:
+        await lab.serve_websocket(ws)
 
     @app.get("/hello")
     async def hello(request: Request) -> Response:

@@ -149,6 +149,17 @@ class Limits:
     #: Events in one poll / long-poll answer; the client continues from the returned cursor.
     poll_max_batch: int = 1000
 
+    # --- The demo's protocol lab (rawrt.lab) -------------------------------------------------------------
+    #: Lab pages whose wire view is open at once (each holds a ring buffer below). Past it, a new page's
+    #: ``/lab/wire`` is refused (503, or close 1013) and its lanes run untapped. 64 pages of 1 MiB bound the
+    #: lab's memory at 64 MiB, the hub's own total.
+    lab_max_pages: int = 64
+    #: Annotated records a lab page's ring buffer holds while its wire stream has not taken them. Past it,
+    #: the oldest go first (the page is told how many it missed). 2,000 is minutes of a busy page's lanes.
+    lab_max_entries: int = 2000
+    #: Bytes (UTF-8 JSON) those records may hold, the same way. 1 MiB: the WebSocket message limit.
+    lab_max_bytes: int = 1 * MiB
+
 
 #: The limits used when none are given.
 DEFAULT_LIMITS = Limits()

@@ -43,7 +43,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("sans-IO protocols", ("rawrt.sansio.*",)),
     ("hub", ("rawrt.hub.*",)),
     ("application API", ("rawrt.app",)),
-    ("asyncio adapters", ("rawrt.websocket.*", "rawrt.sse.*", "rawrt.polling")),
+    ("asyncio adapters", ("rawrt.websocket.*", "rawrt.sse.*", "rawrt.polling", "rawrt.lab.*")),
     ("server", ("rawrt.server.*",)),
     (
         "entry points",
@@ -91,6 +91,12 @@ CONFINED = (
         (),
         "the hub is transport-neutral: no wire format, no HTTP",
         (("rawrt.hub.backends.redis", "redis"),),
+    ),
+    Confinement(
+        "rawrt.lab.annotate",
+        ("rawrt.errors", "rawrt.limits", "rawrt.sansio.*"),
+        IO_MODULES,
+        "the lab's annotator is sans-IO too: bytes in, records out, with the core's own parsers",
     ),
 )
 

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import MutableSet
 from typing import Any, Protocol
 
-from ..app import App, Request
+from ..app import App, Request, Tap
 from ..limits import Limits
 from ..sansio import http11
 from ..sansio.headers import HeaderSequence
@@ -122,6 +122,9 @@ class Channel(Deadline):
     sent: int
     #: A write waited longer than ``send_timeout``: the transport was aborted.
     send_timed_out: bool
+    #: The current exchange's wire tap (:attr:`rawrt.app.App.tap`), or None: the class attribute, so an
+    #: untapped connection carries no field for it (docs/topics/memory.md).
+    tap: Tap | None = None
 
     def feed(self, data: bytes) -> None:
         """Give the parser bytes read from the stream (``b""``: the client's EOF)."""
@@ -148,7 +151,10 @@ class Channel(Deadline):
             # A client that reset the connection while its handler ran (a long poll) is gone: its answer is
             # dropped. asyncio ignores a write to a closed transport, uvloop raises RuntimeError.
             if not transport.is_closing():
-                transport.write(out[0] if len(out) == 1 else b"".join(out))
+                data = out[0] if len(out) == 1 else b"".join(out)
+                transport.write(data)
+                if self.tap is not None:
+                    self.tap.sent(data)
         return keep
 
     async def drain(self, timeout: float | None = None, high_water: int | None = None) -> None:

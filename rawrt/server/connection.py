@@ -71,7 +71,12 @@ class ServerConnection(Streaming, RequestBody):
         self.stream = stream
         assert stream.transport is not None
         self.transport = stream.transport
-        self.conn = http11.HTTPConnection(server.limits)
+        # With a wire tap (the demo's lab), the parser keeps each request head's exact bytes for it.
+        self.conn = (
+            http11.HTTPConnection(server.limits)
+            if server.app.tap is None
+            else http11.HeadKeepingConnection(server.limits)
+        )
         self.events = deque()
         peer = self.transport.get_extra_info("peername")
         self.client = (str(peer[0]), int(peer[1])) if peer else None
@@ -146,6 +151,8 @@ class ServerConnection(Streaming, RequestBody):
                         self.transport.abort()
                         raise
             finally:
+                if self.tap is not None and self.websocket is None:
+                    self.tap.done(True)  # (a WebSocket tells its tap itself, when its connection is lost)
                 # Counted until here, when the socket is closed (or aborted): every open socket counts
                 # against max_connections.
                 self.server.connections.discard(self)
@@ -231,6 +238,9 @@ class ServerConnection(Streaming, RequestBody):
         transport = self.transport
         root_path = server.root_path
         scheme = server.scheme
+        # The wire tap: decided once per connection, so that a server without one pays one None check per
+        # request for it (and one per write, in flush()).
+        tapper = app.tap if type(self.conn) is http11.HeadKeepingConnection else None
         while True:
             # Waiting for a request head: the keep-alive timeout while nothing has arrived, then the header
             # timeout from the first byte (slowloris: a head must arrive within a bound, not trickle on).
@@ -301,6 +311,15 @@ class ServerConnection(Streaming, RequestBody):
                     request.scheme = scheme
                 if root_path:
                     request.mount(root_path)
+                if tapper is not None:
+                    # The previous exchange's tap is done with this connection; this one gets its own, or
+                    # none. Inline: an untagged request in a lab-enabled server pays one call (the tapper).
+                    if self.tap is not None:
+                        self.tap.done(False)
+                    conn = self.conn
+                    assert type(conn) is http11.HeadKeepingConnection
+                    self.tap = tapper(request, conn.head)
+                    conn.head = b""
                 resolved = app.resolve(request.method, request.path, event.upgrade is not None)
                 if resolved.params is not None:
                     request.path_params = resolved.params

@@ -35,7 +35,7 @@ class StreamPush:
     per event, and it touches only its own few fields (docs/topics/performance.md).
     """
 
-    __slots__ = ("live", "chunked", "transport", "high_water", "connection", "sent")
+    __slots__ = ("live", "chunked", "transport", "high_water", "connection", "sent", "tap")
 
     def __init__(self, connection: Channel) -> None:
         #: False once the body is over (the last chunk may be out): pushes are refused from then on.
@@ -46,6 +46,8 @@ class StreamPush:
         self.connection = connection
         #: Body bytes pushed (for the access log).
         self.sent = 0
+        #: The exchange's wire tap (rawrt.lab), if it has one.
+        self.tap = connection.tap
 
     def __call__(self, piece: bytes, /) -> bool:
         """Write a piece of the body now. Returns whether the transport still has room (at most
@@ -58,12 +60,14 @@ class StreamPush:
             # leaves nothing of the connection's output behind, so the order on the wire is the same.
             global _last_piece, _last_chunk
             if piece is _last_piece:
-                transport.write(_last_chunk)
+                chunk = _last_chunk
             else:
                 chunk = http11.encode_chunk(piece)
                 if type(piece) is bytes:  # immutable: the same object is the same bytes next time
                     _last_piece, _last_chunk = piece, chunk
-                transport.write(chunk)
+            transport.write(chunk)
+            if self.tap is not None:
+                self.tap.sent(chunk)
         else:
             connection = self.connection
             connection.conn.send_data(piece)

@@ -12,7 +12,7 @@ import logging
 from collections.abc import MutableSet
 from typing import Protocol
 
-from ..app import Request, Route, WebSocketHandler
+from ..app import Request, Route, Tap, WebSocketHandler
 from ..errors import ConnectionClosed, HandshakeError
 from ..limits import Limits
 from ..sansio import http11
@@ -48,6 +48,9 @@ class UpgradingConnection(Protocol):
 
     @property
     def server(self) -> _Server: ...
+
+    @property
+    def tap(self) -> Tap | None: ...  # the exchange's wire tap (rawrt.lab), which the WebSocket keeps
 
     def flush(self) -> bool: ...  # write the sans-IO output; False: it asked to close
 
@@ -180,6 +183,7 @@ async def handshake(
         headers=request.headers,
         request=request,
         trace=conn.server.trace,
+        tap=conn.tap,
         # What the HTTP parser received behind the handshake's head, then what the stream had not read yet.
         initial=http.trailing_data + handover.data,
         eof=handover.eof,

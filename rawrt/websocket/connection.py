@@ -58,7 +58,7 @@ from ..sansio.ws.frames import CloseCode
 from .trace import FrameTracer
 
 if TYPE_CHECKING:
-    from ..app import Request
+    from ..app import Request, Tap
 
 __all__ = ["WebSocket", "Message"]
 
@@ -94,6 +94,8 @@ class WebSocket(asyncio.Protocol):
     _reading_held = False
     #: The connection was aborted by ``send_timeout``.
     _send_timed_out = False
+    #: The wire tap (rawrt.lab) that sees this connection's bytes, if any: set per instance only when tapped.
+    _tap: Tap | None = None
 
     def __init__(
         self,
@@ -105,6 +107,7 @@ class WebSocket(asyncio.Protocol):
         headers: Headers | None = None,
         request: Request | None = None,
         trace: bool = False,
+        tap: Tap | None = None,
         initial: bytes = b"",
         eof: bool = False,
         writing_paused: bool = False,
@@ -115,6 +118,7 @@ class WebSocket(asyncio.Protocol):
             transport: the connection, given up by the protocol that read the handshake
                 (:meth:`rawrt.websocket.handover.ByteStream.detach` says what the next three are).
             protocol: the sans-IO WebSocket connection.
+            tap: a copy of every byte read and written goes to it (the demo's wire view, rawrt.lab).
             initial: bytes received after the handshake and not handled yet: the first frames.
             eof: whether the peer's EOF (or the connection's loss) came already.
             writing_paused: whether the transport paused writing for the previous protocol.
@@ -150,6 +154,8 @@ class WebSocket(asyncio.Protocol):
         #: A client's wait for the server to close TCP after the close handshake (RFC 6455 §7.1.1).
         self._close_timer: asyncio.TimerHandle | None = None
         self._tracer = FrameTracer(protocol.role) if trace else None
+        if tap is not None:
+            self._tap = tap
         self._logged = False
         self._take_over(eof=eof, writing_paused=writing_paused)
         if limits.ws_ping_interval is not None:
@@ -211,6 +217,8 @@ class WebSocket(asyncio.Protocol):
             return  # §5.5.1: nothing after a close frame is a frame (a client waiting for the server's EOF)
         if self._tracer is not None:
             self._tracer.received(data)
+        if self._tap is not None:
+            self._tap.received(data)
         protocol.receive_data(data)
         self._process(eof=False)
 
@@ -234,6 +242,8 @@ class WebSocket(asyncio.Protocol):
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
         self._finish()
+        if self._tap is not None:
+            self._tap.done(True)
 
     def pause_writing(self) -> None:
         self._writing_paused = True
@@ -408,6 +418,8 @@ class WebSocket(asyncio.Protocol):
                 self._tracer.sent(data)
             if not self._transport.is_closing():
                 self._transport.write(data)
+                if self._tap is not None:
+                    self._tap.sent(data)
         if eof and not self._transport.is_closing():
             # The sans-IO connection says: close our write side. A server closes TCP first (§7.1.1). Not
             # on a transport that is already closing or lost (uvloop's write_eof() raises on one).

@@ -3,7 +3,8 @@
 What only a browser can show: that rawrt's wire formats satisfy a real ``EventSource`` (WHATWG HTML §9.2)
 and a real ``WebSocket`` (RFC 6455, with the permessage-deflate offer of RFC 7692 that Chromium sends on
 every connection), including the browser's own reconnection with ``Last-Event-ID``, and that the chat page
-(``rawrt/static/index.html``) works across tabs on different transports.
+(``/chat``, ``rawrt/static/chat.html``) works across tabs on different transports, and that the protocol lab
+(``/``, ``rawrt/static/index.html``) runs its four lanes and shows their bytes.
 
 The browser is driven through the DevTools protocol by ``chromium.py`` (next to this file). One Chromium
 runs for the module; each test gets its own DevTools connection and its own server on 127.0.0.1:0, and
@@ -204,7 +205,7 @@ async def test_page_eventsource_and_websocket_receive_published_events(
     app = create_app()
     async with serve(app, browser) as server:
         base = url(server)
-        page = await browser.new_page(base + "/")
+        page = await browser.new_page(base + "/chat")
         assert await page.evaluate("document.title") == "rawrt chat: four ways to be real-time"
         await page.evaluate(
             """
@@ -369,7 +370,7 @@ async def test_chat_page_tabs_on_four_transports_see_each_others_messages(
         base = url(server)
         tabs: dict[str, Page] = {}
         for transport in ("ws", "sse", "poll", "longpoll"):
-            tabs[transport] = await browser.new_page(f"{base}/?transport={transport}")
+            tabs[transport] = await browser.new_page(f"{base}/chat?transport={transport}")
         for transport, page in tabs.items():
             await page.wait_for(CHAT_READY[transport])
             checked = "document.querySelector('input[name=transport]:checked').value"
@@ -495,7 +496,8 @@ async def test_chat_tabs_recover_from_overflow_on_every_transport(
     async with serve(app, browser, limits) as server:
         base = url(server)
         tabs = {
-            transport: await browser.new_page(f"{base}/?transport={transport}") for transport in CHAT_READY
+            transport: await browser.new_page(f"{base}/chat?transport={transport}")
+            for transport in CHAT_READY
         }
         for transport, page in tabs.items():
             await page.wait_for(CHAT_READY[transport])
@@ -527,7 +529,7 @@ async def test_chat_tab_switching_transport_resumes_from_its_cursor(
     app = create_app()
     async with serve(app, browser) as server:
         base = url(server)
-        page = await browser.new_page(f"{base}/?transport=ws")
+        page = await browser.new_page(f"{base}/chat?transport=ws")
         await page.wait_for(CHAT_READY["ws"])
         n = 0
         for transport in ("sse", "longpoll", "poll", "ws", "sse"):
@@ -551,4 +553,122 @@ async def test_chat_tab_switching_transport_resumes_from_its_cursor(
         stats = await page.evaluate("window.rawrtChat.stats")
         assert sum(s["msgs"] for s in stats.values()) == n
         assert all(s["msgs"] > 0 for s in stats.values()), stats
+    assert server_errors(caplog) == []
+
+
+# ------------------------------------------------------------------------------- the protocol lab (GET /)
+
+LAB_READY = (
+    "window.rawrtLab && rawrtLab.wire.open && Object.values(rawrtLab.lanes).every((lane) => lane.ready)"
+)
+
+
+def lane_texts(lane: str) -> str:
+    """JavaScript: the texts a lab lane shows, in order."""
+    selector = f"#lane-{lane} .messages li:not(.empty) .text"
+    return f"[...document.querySelectorAll('{selector}')].map((e) => e.textContent)"
+
+
+@pytest.mark.asyncio
+async def test_lab_every_lane_receives_a_published_message(
+    browser: Browser, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The lab page runs its four lanes on its channel: an event POSTed to /publish shows up in each lane
+    once, each lane's wire view shows its own requests and the server's counters."""
+    app = create_app()
+    async with serve(app, browser) as server:
+        base = url(server)
+        page = await browser.new_page(f"{base}/?channel=lab1")
+        assert (
+            await page.evaluate("document.title")
+            == "rawrt protocol lab: four ways to be real-time, byte by byte"
+        )
+        await page.wait_for(LAB_READY)
+        event_id = await publish(base, "lab1", "hello lanes ✓")
+        lanes = ("poll", "longpoll", "sse", "ws")
+        for lane in lanes:
+            # Short polling waits for its next tick (1 s).
+            await page.wait_for(f"{lane_texts(lane)}.length >= 1", timeout=TIMEOUT)
+        await asyncio.sleep(0.3)
+        for lane in lanes:
+            assert await page.evaluate(lane_texts(lane)) == ["hello lanes ✓"], lane
+            ids = await page.evaluate(f"[...rawrtLab.lanes.{lane}.seen]")
+            assert ids == [event_id], lane
+            # The wire view: this lane's request head, its answer, with the server's counters.
+            titles = await page.evaluate(
+                f"[...document.querySelectorAll('#lane-{lane} .rec .title')].map((e) => e.textContent)"
+            )
+            path = {"poll": "/poll", "longpoll": "/longpoll", "sse": "/events", "ws": "/ws/chat"}[lane]
+            assert any(t.startswith(f"GET {path}?channel=lab1&lab=") for t in titles), (lane, titles)
+            stats = await page.evaluate(f"rawrtLab.lanes.{lane}.wire")
+            assert stats["requests"] >= 1 and stats["in"] > 0 and stats["out"] > 0, (lane, stats)
+            shown = await page.evaluate(
+                f"document.querySelector('#lane-{lane} [data-k=requests]').textContent"
+            )
+            assert int(shown) >= 1
+        sse_titles = await page.evaluate(
+            "[...document.querySelectorAll('#lane-sse .rec .title')].map((e) => e.textContent)"
+        )
+        assert f"SSE event id={event_id}: hello lanes ✓" in sse_titles
+        # Keyboard and screen readers: every control has a name, every scrolling region takes the focus.
+        unnamed = await page.evaluate(
+            """[...document.querySelectorAll('input, select, button, summary')].filter((e) =>
+                !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim()
+            ).map((e) => e.outerHTML)"""
+        )
+        assert unnamed == []
+        unfocusable = await page.evaluate(
+            "[...document.querySelectorAll('.messages, .wirelog')].filter((e) => e.tabIndex < 0).length"
+        )
+        assert unfocusable == 0
+        # No 404 for an icon: the page declares its own, and /favicon.ico is served for the others.
+        icon = await page.evaluate(
+            "fetch('/favicon.ico').then((r) => [r.status, r.headers.get('content-type')])"
+        )
+        assert icon == [200, "image/x-icon"]
+    assert server_errors(caplog) == []
+
+
+@pytest.mark.asyncio
+async def test_lab_wire_view_shows_the_frame_the_page_sent(
+    browser: Browser, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A message typed in the lab goes out as a WebSocket frame; the WebSocket lane's wire view shows that
+    frame's header as rawrt read it (FIN=1, opcode=1, MASK=1, the masking key, masked and unmasked bytes)
+    and the 101 with Sec-WebSocket-Accept worked out; the message then shows up in all four lanes."""
+    app = create_app()
+    async with serve(app, browser) as server:
+        base = url(server)
+        page = await browser.new_page(f"{base}/?channel=lab2")
+        await page.wait_for(LAB_READY)
+        await page.evaluate(
+            """
+            document.getElementById('text').value = 'typed once';
+            document.getElementById('send').requestSubmit();
+            """
+        )
+        sent_frame = (
+            "[...document.querySelectorAll('#lane-ws .rec.in.frame')].map((rec) => "
+            "[rec.querySelector('.title').textContent, "
+            "[...rec.querySelectorAll('.row')].map((row) => [row.querySelector('.raw').textContent, "
+            "row.querySelector('.note').textContent])])"
+        )
+        await page.wait_for(f"{sent_frame}.length >= 1")
+        title, rows = (await page.evaluate(sent_frame))[0]
+        assert title.startswith("text frame,") and title.endswith(", masked")
+        notes = [note for _, note in rows]
+        assert notes[0].startswith("FIN=1 RSV1=1 RSV2=0 RSV3=0 opcode=1 (text)")  # Chromium compresses
+        assert notes[1].startswith("MASK=1, payload length")
+        key = rows[2]
+        assert notes[2].startswith("masking key") and len(key[0].split()) == 4
+        assert any(note.startswith("unmasked") for note in notes)
+        assert json.loads(rows[-1][0])["text"] == "typed once" and rows[-1][1].startswith("inflated")
+        handshake = await page.evaluate(
+            "[...document.querySelectorAll('#lane-ws .rec.out.response .note')].map((e) => e.textContent)"
+        )
+        assert "in base64 = Sec-WebSocket-Accept ✓" in handshake
+        for lane in ("poll", "longpoll", "sse", "ws"):
+            await page.wait_for(f"{lane_texts(lane)}.includes('typed once')")
+        # This page's own message carries its publish time: a latency is shown for it.
+        assert await page.evaluate("rawrtLab.lanes.ws.latencies.length") == 1
     assert server_errors(caplog) == []

@@ -15,6 +15,7 @@ from test_http11_support import GET, HOST, answer_ok, body_of, drive, parse, req
 
 from rawrt.errors import LimitExceeded, LocalProtocolError, ProtocolError, RemoteProtocolError
 from rawrt.limits import DEFAULT_LIMITS, MAX_CHUNK_SIZE_DIGITS, Limits
+from rawrt.sansio import http11
 from rawrt.sansio.http11 import (
     ConnectionEnded,
     Data,
@@ -1033,3 +1034,35 @@ class TestLimitsDefaults:
         limits = dataclasses.replace(DEFAULT_LIMITS, max_body_size=3)
         out = drive(HTTPConnection(limits), [post_cl(b"abcd")])
         assert out.status == 413
+
+
+class TestHeadKeeping:
+    """HeadKeepingConnection: each request head's exact bytes, for the demo's wire view (rawrt.lab)."""
+
+    def test_keeps_each_head_as_received(self) -> None:
+        conn = http11.HeadKeepingConnection()
+        first = b"POST /a HTTP/1.1\r\nHost: x\r\ncontent-LENGTH:  3 \r\n\r\n"
+        second = b"GET /b HTTP/1.1\r\nhost:x\r\n\r\n"
+        # Blank lines before a request-line are skipped (RFC 9112 §2.2) and are not part of the head.
+        conn.receive_data(b"\r\n" + first[:10])
+        assert conn.events_received() == []
+        assert conn.head == b""  # nothing complete yet
+        conn.receive_data(first[10:] + b"abc" + second)
+        events = conn.events_received()
+        assert type(events[0]) is http11.Request and events[0].method == b"POST"
+        assert conn.head == first
+        # The body is consumed without being recorded; the next head replaces nothing before it is taken.
+        assert [type(e) for e in conn.events_received()] == [http11.Data, http11.EndOfMessage]
+        conn.send_response(200, [(b"content-length", b"0")])
+        conn.send_end()
+        conn.data_to_send()
+        request, end = conn.events_received()  # one request per call: the head is never replaced first
+        assert type(request) is http11.Request and request.target == b"/b"
+        assert type(end) is http11.EndOfMessage
+        assert conn.head == second
+
+    def test_connection_ended_keeps_no_head(self) -> None:
+        conn = http11.HeadKeepingConnection()
+        conn.receive_eof()
+        assert [type(e) for e in conn.events_received()] == [http11.ConnectionEnded]
+        assert conn.head == b""

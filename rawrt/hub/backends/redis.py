@@ -131,11 +131,11 @@ def _entries(raw: Sequence[Any]) -> list[tuple[int, str]]:
     out = []
     for entry_id, fields in raw:
         event_id = from_stream_id(entry_id)
-        if isinstance(fields, dict):
-            data = fields.get(b"d", fields.get("d"))
-        else:  # a script's reply: a flat [field, value, ...] list
-            pairs = dict(zip(fields[::2], fields[1::2], strict=False))
-            data = pairs.get(b"d", pairs.get("d"))
+        # Field names are bytes (the clients do not decode replies). Looked up by their text, never with a
+        # str key in a bytes-keyed dict: b"d" and "d" hash alike, so the lookup would compare bytes with
+        # str (a BytesWarning, an error under python -bb).
+        pairs = fields.items() if isinstance(fields, dict) else zip(fields[::2], fields[1::2], strict=False)
+        data = next((value for name, value in pairs if _text(name) == "d"), None)
         if event_id is None or data is None:
             # Not from rawrt (another writer's entry, or an id past 1,023 in a millisecond, which rawrt's
             # publish deletes at once): it has no place in the numbering.

@@ -17,13 +17,14 @@ The names below are the package's public surface; import them from here.
 from __future__ import annotations
 
 from .body import encode_chunk
-from .connection import HTTPConnection
+from .connection import HeadKeepingConnection, HTTPConnection
 from .events import ConnectionEnded, Data, EndOfMessage, Event, Request
 from .states import TRANSITIONS, Role, State
 from .status import reason_phrase
 
 __all__ = [
     "HTTPConnection",
+    "HeadKeepingConnection",
     "Request",
     "Data",
     "EndOfMessage",

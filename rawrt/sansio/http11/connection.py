@@ -53,6 +53,7 @@ from .writers import check_fields, render_head
 
 __all__ = [
     "HTTPConnection",
+    "HeadKeepingConnection",
     "Request",
     "Data",
     "EndOfMessage",
@@ -575,3 +576,54 @@ class HTTPConnection:
             self._out.append(render_head(status, headers, b"") + body)
         self.server_state = State.ERROR
         self._out.append(b"")
+
+
+class _HeadRecordingBuffer(ReceiveBuffer):
+    """A :class:`ReceiveBuffer` that remembers what one ``consume()`` took while :attr:`recording` is set."""
+
+    __slots__ = ("recording", "taken")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.recording = False
+        self.taken = b""
+
+    def consume(self, n: int) -> bytes:
+        out = super().consume(n)
+        if self.recording:
+            self.taken = out
+        return out
+
+
+class HeadKeepingConnection(HTTPConnection):
+    """An :class:`HTTPConnection` that also keeps each request head's exact bytes, for a wire view.
+
+    The demo's lab page (rawrt.lab) shows the bytes a request really was, not a re-rendering of the parsed
+    fields: the case, spacing and order a client sent are the lesson. The head is already one ``bytes``
+    object when it is parsed (``maybe_read_request`` consumes it whole), so keeping it costs a reference,
+    and only servers that ask for it (an :attr:`rawrt.app.App.tap`) use this class: a plain
+    :class:`HTTPConnection` does not even test a flag.
+    """
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        super().__init__(limits)
+        self._buffer: _HeadRecordingBuffer = _HeadRecordingBuffer()
+        #: The last request head read, from its request-line to its empty line, exactly as received. Read
+        #: (and cleared, so a held request does not keep it) right after the :class:`Request` event:
+        #: ``events_received`` returns at most one request per call, so no later head can replace it first.
+        #: A plain attribute, not a method: the server reads it on every request (docs/topics/performance.md).
+        self.head = b""
+
+    def maybe_read_request(self) -> Request | ConnectionEnded | None:
+        buffer = self._buffer
+        # Only the head's consume() is recorded: the blank lines skipped before it (RFC 9112 §2.2) are
+        # consumed before it and overwritten, and a body's pieces are consumed elsewhere, not recorded.
+        buffer.recording = True
+        try:
+            event = super().maybe_read_request()
+        finally:
+            buffer.recording = False
+        if type(event) is Request:
+            self.head = buffer.taken
+        buffer.taken = b""
+        return event
