@@ -210,6 +210,11 @@ class Annotator:
 
     # ------------------------------------------------------------------------------------ the surface
 
+    @property
+    def upgraded(self) -> bool:
+        """Whether a ``101`` went out: the bytes from here on are WebSocket frames."""
+        return self._frames_out is not None
+
     def request(self, head: bytes) -> list[Record]:
         """Explain a request head, exactly as received (request-line to empty line)."""
         end = head.find(b"\r\n\r\n")

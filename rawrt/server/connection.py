@@ -43,6 +43,7 @@ from .dates import http_date
 from .h2 import H2Session
 from .proxy import forwarded
 from .streaming import Streaming
+from .trace import tapper as trace_tapper
 from .upgrade import Session, handshake
 
 __all__ = ["ServerConnection", "close_in_stages"]
@@ -71,10 +72,10 @@ class ServerConnection(Streaming, RequestBody):
         self.stream = stream
         assert stream.transport is not None
         self.transport = stream.transport
-        # With a wire tap (the demo's lab), the parser keeps each request head's exact bytes for it.
+        # With a wire tap (the demo's lab, or --trace), the parser keeps each request head's exact bytes.
         self.conn = (
             http11.HTTPConnection(server.limits)
-            if server.app.tap is None
+            if server.app.tap is None and not server.trace
             else http11.HeadKeepingConnection(server.limits)
         )
         self.events = deque()
@@ -240,7 +241,9 @@ class ServerConnection(Streaming, RequestBody):
         scheme = server.scheme
         # The wire tap: decided once per connection, so that a server without one pays one None check per
         # request for it (and one per write, in flush()).
-        tapper = app.tap if type(self.conn) is http11.HeadKeepingConnection else None
+        tapper = (
+            trace_tapper(app.tap, server.trace) if type(self.conn) is http11.HeadKeepingConnection else None
+        )
         while True:
             # Waiting for a request head: the keep-alive timeout while nothing has arrived, then the header
             # timeout from the first byte (slowloris: a head must arrive within a bound, not trickle on).

@@ -107,7 +107,12 @@ class TestCliTrace:
             for line in err.decode().splitlines()
             if "rawrt.trace" in line
         ]
-        assert trace == [
+        # The handshake's heads first (their first lines: each field follows on a line of its own), then the
+        # frames, one line each.
+        assert trace[0].endswith(" <- GET /ws HTTP/1.1 (" + str(len(HANDSHAKE)) + " bytes)"), trace[0]
+        assert " -> HTTP/1.1 101 Switching Protocols (" in trace[1]
+        assert trace[-1].endswith(" connection closed")
+        assert trace[2:-1] == [
             "<< fin=1 rsv1=0 opcode=TEXT mask=37fa213d len=5 payload=b'Hello'",
             ">> fin=1 rsv1=0 opcode=TEXT mask=- len=5 payload=b'Hello'",
             "<< fin=1 rsv1=0 opcode=CLOSE mask=37fa213d len=2 payload=b'\\x03\\xe8'",

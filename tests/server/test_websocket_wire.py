@@ -431,7 +431,17 @@ class TestTrace:
                 await c.read_until_eof()
         finally:
             await asyncio.wait_for(server.shutdown(timeout=2.0), TIMEOUT)
-        lines = [r.getMessage() for r in caplog.records if r.name == "rawrt.trace"]
+        traced = [r.getMessage() for r in caplog.records if r.name == "rawrt.trace"]
+        # The handshake, annotated (rawrt.server.trace): the request head, then the 101 with its accept key.
+        request, response, *lines = traced
+        assert request.split("\n")[0].endswith(" <- GET /echo HTTP/1.1 (161 bytes)")
+        assert (
+            "    Upgrade: websocket\\r\\n" in request
+            and "the protocol to switch to (RFC 9110 §7.8)" in request
+        )
+        assert response.split("\n")[0].endswith(" -> HTTP/1.1 101 Switching Protocols (166 bytes)")
+        assert "Sec-WebSocket-Accept" in response and "  = " in response  # the key worked out, marked "="
+        # Then the frames, one line each (rawrt.websocket.trace).
         assert lines[:2] == [
             "<< fin=1 rsv1=0 opcode=TEXT mask=37fa213d len=5 payload=b'Hello'",
             ">> fin=1 rsv1=0 opcode=TEXT mask=- len=5 payload=b'Hello'",
@@ -443,7 +453,7 @@ class TestTrace:
         assert lines[3].startswith(">> fin=1 rsv1=0 opcode=BINARY mask=- len=100 ")
         assert lines[4] == "<< fin=1 rsv1=0 opcode=CLOSE mask=37fa213d len=2 payload=b'\\x03\\xe8'"
         assert lines[5] == ">> fin=1 rsv1=0 opcode=CLOSE mask=- len=2 payload=b'\\x03\\xe8'"
-        assert len(lines) == 6
+        assert lines[6].endswith(" connection closed") and len(lines) == 7
 
     @pytest.mark.asyncio
     async def test_off_by_default(self, caplog: pytest.LogCaptureFixture) -> None:
