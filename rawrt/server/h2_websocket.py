@@ -70,6 +70,10 @@ class Carrier(Protocol):
 
     async def send_response(self, stream: Any, request: Request, response: Response) -> int: ...
 
+    def head(  # a response's header list: :status, the fields lowercased, date and server
+        self, status: int, headers: list[tuple[bytes, bytes]], length: int | None
+    ) -> list[tuple[bytes, bytes]]: ...
+
 
 class Tunnel(Protocol):
     """What the transport uses of its stream (:class:`rawrt.server.h2._Stream`)."""
@@ -303,8 +307,7 @@ async def serve_websocket(session: Carrier, stream: Tunnel, request: Request, ro
         await session.send_response(stream, request, Response(body, status, headers))
         return status
     # RFC 8441 §5: a 2xx accepts; the stream is the WebSocket's from now on (no END_STREAM).
-    response = [(b":status", b"200")] + [(name.lower(), value) for name, value in accepted.headers]
-    session.conn.send_headers(stream.stream_id, response)
+    session.conn.send_headers(stream.stream_id, session.head(200, accepted.headers, None))
     session.flush()
     # DATA that came with the request, before the 200 (a client may send its first frames at once): the
     # WebSocket's first bytes, as bytes behind a 101's head over HTTP/1.1.
