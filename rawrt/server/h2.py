@@ -18,8 +18,10 @@ Strategy (hypercorn's ``h2.py`` shape):
   they do over HTTP/1.1: event streams at once, held long polls answered, other requests within
   ``shutdown_timeout``.
 
-WebSocket over HTTP/2 (RFC 8441) is not served yet: SETTINGS_ENABLE_CONNECT_PROTOCOL is not advertised, so a
-browser opens its WebSockets over HTTP/1.1 as before.
+* WebSocket over HTTP/2 (RFC 8441): SETTINGS_ENABLE_CONNECT_PROTOCOL is advertised, and an extended CONNECT
+  with ``:protocol websocket`` is the route's WebSocket handshake; its stream then carries the WebSocket,
+  through :class:`~rawrt.server.h2_websocket.StreamTransport` (DATA both ways, END_STREAM and RST_STREAM for
+  the close), under the same WebSocket code as over HTTP/1.1.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import contextlib
 from collections import deque
 from typing import Protocol
 
-from ..app import Request, Response, StreamingResponse
+from ..app import Request, Resolution, Response, StreamingResponse
 from ..errors import LocalProtocolError, ProtocolError
 from ..limits import Limits
 from ..sansio.h2.connection import (
@@ -47,6 +49,7 @@ from ..sansio.headers import HeaderList, Headers
 from ..websocket.handover import ByteStream
 from .channel import ClientGone, ServerSide, access_log, error_log, write_access_log
 from .dates import http_date
+from .h2_websocket import StreamTransport, serve_websocket
 from .proxy import forwarded
 
 __all__ = ["H2Session", "Owner"]
@@ -97,6 +100,7 @@ class _Stream:
         "streaming",
         "started",
         "answered",
+        "tunnel",
     )
 
     def __init__(
@@ -122,6 +126,8 @@ class _Stream:
         self.streaming = False
         self.started = 0.0
         self.answered = False
+        #: The transport of the WebSocket this stream carries (an extended CONNECT, RFC 8441).
+        self.tunnel: StreamTransport | None = None
 
     # --- the request body: rawrt.app.BodySource ------------------------------------------------------
 
@@ -168,6 +174,8 @@ class _Stream:
         self.drained.set()
         if self.streaming and self.task is not None:
             self.task.cancel()
+        if self.tunnel is not None:
+            self.tunnel.lost()
 
     # --- the response's output under flow control ----------------------------------------------------
 
@@ -246,7 +254,8 @@ class H2Session:
         self.server = owner.server
         self.limits = owner.limits
         self.transport = owner.transport
-        self.conn = H2Connection(owner.limits, enable_connect_protocol=False)
+        # RFC 8441 §3: SETTINGS_ENABLE_CONNECT_PROTOCOL = 1, so clients may open WebSockets on streams.
+        self.conn = H2Connection(owner.limits, enable_connect_protocol=True)
         self.streams: dict[int, _Stream] = {}
         self.going_away = False
         self._idle = asyncio.Event()
@@ -330,6 +339,9 @@ class H2Session:
             stream = self.streams.get(event.stream_id)
             if stream is None:
                 return
+            if stream.tunnel is not None:
+                stream.tunnel.data_received(event.data, event.end_stream)
+                return
             stream.body.append(event.data)
             stream.body_size += len(event.data)
             stream.ended = event.end_stream
@@ -340,7 +352,9 @@ class H2Session:
             self.start(event)
         elif isinstance(event, TrailersReceived):
             stream = self.streams.get(event.stream_id)
-            if stream is not None:
+            if stream is not None and stream.tunnel is not None:
+                stream.tunnel.data_received(b"", True)  # a tunnel has no trailers: only its end counts
+            elif stream is not None:
                 stream.trailers = event.headers
                 stream.ended = True
                 stream.arrived.set()
@@ -349,6 +363,8 @@ class H2Session:
             for stream in list(targets):
                 if stream is not None and stream.pending:
                     stream.pump()
+                    if stream.tunnel is not None:
+                        stream.tunnel.pumped()
         elif isinstance(event, StreamReset):
             stream = self.streams.get(event.stream_id)
             if stream is not None:
@@ -451,9 +467,16 @@ class H2Session:
         sent: int | None = None
         try:
             request = self.request(stream)
-            resolved = self.server.app.resolve(request.method, request.path, False)
+            resolved = self.resolve(stream, request)
             if resolved.params is not None:
                 request.path_params = resolved.params
+            if resolved.websocket is not None:
+                assert resolved.route is not None
+                status = await serve_websocket(self, stream, request, resolved.route)
+                if status != 200 and not stream.ended and not stream.gone:
+                    # A refused handshake: the tunnel's DATA is not wanted (§8.1), as a body after a 413.
+                    self.reset(stream.stream_id, ErrorCode.NO_ERROR)
+                return
             response: Response | StreamingResponse | None = resolved.response
             if resolved.handler is not None:
                 limit = resolved.max_body_size
@@ -489,6 +512,17 @@ class H2Session:
                 )
             if self.going_away and not self.streams and self.owner.task is not None and self.server.closing:
                 self.owner.task.cancel()
+
+    def resolve(self, stream: _Stream, request: Request) -> Resolution:
+        """Route a request. An extended CONNECT with ``:protocol websocket`` (RFC 8441 §4) is what a GET with
+        ``Upgrade: websocket`` is over HTTP/1.1: the route's WebSocket handshake; on a route without a
+        WebSocket it is a CONNECT like any other (405, or 404)."""
+        app = self.server.app
+        if request.method == "CONNECT" and (b":protocol", b"websocket") in stream.headers:
+            resolved = app.resolve("GET", request.path, True)
+            if resolved.websocket is not None:
+                return resolved
+        return app.resolve(request.method, request.path, False)
 
     def answer_failure(self, stream: _Stream, request: Request | None, exc: Exception) -> int:
         """The one place a stream's failure becomes a status (as ``ServerConnection._answer_failure``)."""

@@ -24,12 +24,14 @@ from ..websocket import WebSocket
 from ..websocket.handover import Handover
 from .dates import http_date
 
-__all__ = ["Session", "UpgradingConnection", "handshake", "upgrade"]
+__all__ = ["Session", "UpgradingConnection", "deflate_options", "handshake", "upgrade"]
 
 error_log = logging.getLogger("rawrt.error")
 
 
-class _Server(Protocol):
+class WebSocketServer(Protocol):
+    """What a WebSocket session uses of the server (:class:`rawrt.server.Server`)."""
+
     @property
     def trace(self) -> bool: ...
 
@@ -47,7 +49,7 @@ class UpgradingConnection(Protocol):
     def limits(self) -> Limits: ...
 
     @property
-    def server(self) -> _Server: ...
+    def server(self) -> WebSocketServer: ...
 
     @property
     def tap(self) -> Tap | None: ...  # the exchange's wire tap (rawrt.lab), which the WebSocket keeps
@@ -77,22 +79,23 @@ async def upgrade(conn: UpgradingConnection, route: Route, event: http11.Request
 
 
 class Session:
-    """An accepted WebSocket and the handler that will serve it (see :func:`handshake`)."""
+    """An accepted WebSocket and the handler that will serve it (see :func:`handshake`; over HTTP/2,
+    :mod:`.h2_websocket`)."""
 
-    __slots__ = ("conn", "ws", "handler", "limits")
+    __slots__ = ("server", "ws", "handler", "limits")
 
     def __init__(
-        self, conn: UpgradingConnection, ws: WebSocket, handler: WebSocketHandler, limits: Limits
+        self, server: WebSocketServer, ws: WebSocket, handler: WebSocketHandler, limits: Limits
     ) -> None:
-        self.conn = conn
+        self.server = server
         self.ws = ws
         self.handler = handler
         self.limits = limits
 
     async def run(self) -> None:
         """Run the handler; then finish the close handshake (1000 if the handler did not close; 1011 if it
-        raised) and wait, bounded, for TCP to close."""
-        conn, ws, limits = self.conn, self.ws, self.limits
+        raised) and wait, bounded, for TCP (or the HTTP/2 stream) to close."""
+        server, ws, limits = self.server, self.ws, self.limits
         try:
             await self.handler(ws)
         except ConnectionClosed:
@@ -107,7 +110,7 @@ class Session:
                 ws.protocol.fail(CloseCode.INTERNAL_ERROR, "")
                 ws.flush()
         finally:
-            conn.server.websockets.discard(ws)
+            server.websockets.discard(ws)
             try:
                 if ws.protocol.state is not State.CLOSED:
                     await ws.close(CloseCode.NORMAL_CLOSURE)
@@ -144,14 +147,7 @@ async def handshake(
             conn.log_access(request, refusal.status)
             return keep and await conn.finish_exchange()
     limits: Limits = options.get("limits") or conn.limits
-    compression = options.get("compression", "permessage-deflate")
-    deflate: DeflateOptions | None
-    if compression is None or compression is False:
-        deflate = None
-    elif isinstance(compression, DeflateOptions):
-        deflate = compression
-    else:
-        deflate = SERVER_DEFAULTS
+    deflate = deflate_options(route)
     try:
         accepted = hs.accept(
             event.method,
@@ -196,4 +192,14 @@ async def handshake(
     conn.server.websockets.add(ws)
     handler = route.websocket
     assert handler is not None
-    return Session(conn, ws, handler, limits)
+    return Session(conn.server, ws, handler, limits)
+
+
+def deflate_options(route: Route) -> DeflateOptions | None:
+    """The permessage-deflate parameters a WebSocket route offers (its ``compression`` option), or None."""
+    compression = route.ws_options.get("compression", "permessage-deflate")
+    if compression is None or compression is False:
+        return None
+    if isinstance(compression, DeflateOptions):
+        return compression
+    return SERVER_DEFAULTS

@@ -31,7 +31,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +92,12 @@ class Chromium:
         self.browser_path = ""
 
     @classmethod
-    def launch(cls, executable: str, *, timeout: float = 15.0) -> Chromium:
+    def launch(cls, executable: str, *, flags: Sequence[str] = (), timeout: float = 15.0) -> Chromium:
         """Start Chromium and wait until its DevTools endpoint is known.
+
+        Args:
+            flags: command-line switches added to :data:`FLAGS` (``--ignore-certificate-errors`` for a
+                server with a self-signed certificate).
 
         Raises:
             RuntimeError: Chromium exited or wrote no ``DevToolsActivePort`` within ``timeout`` (the process
@@ -103,7 +107,7 @@ class Chromium:
         log = profile.parent / (profile.name + ".log")
         with open(log, "wb") as stderr:
             process = subprocess.Popen(
-                [executable, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+                [executable, *FLAGS, *flags, f"--user-data-dir={profile}", "about:blank"],
                 stdin=subprocess.DEVNULL,
                 stdout=stderr,
                 stderr=stderr,

@@ -15,6 +15,7 @@ from rawrt.sansio.ws.handshake import (
     ClientRequest,
     Headers,
     accept,
+    accept_connect,
     accept_key,
     build_request,
     check_response,
@@ -179,6 +180,53 @@ class TestServerHandshake:
     def test_bad_extensions_header(self) -> None:
         exc = refused(RFC_REQUEST + [(b"Sec-WebSocket-Extensions", b"permessage-deflate;")])
         assert exc.status_hint == 400
+
+
+class TestExtendedConnect:
+    """RFC 8441 §4-§5: the handshake of a WebSocket over an HTTP/2 extended CONNECT."""
+
+    # RFC 8441 §5.1's example request, regular fields only (pseudo-headers are the HTTP/2 layer's).
+    REQUEST: Headers = [
+        (b"sec-websocket-protocol", b"chat, superchat"),
+        (b"sec-websocket-extensions", b"permessage-deflate"),
+        (b"sec-websocket-version", b"13"),
+        (b"origin", b"http://www.example.com"),
+    ]
+
+    def test_rfc_example_accepted_without_key_or_upgrade(self) -> None:
+        result = accept_connect(b"websocket", self.REQUEST, subprotocols=["chat"])
+        # §5: the 200 carries what RFC 6455 negotiates, and no Sec-WebSocket-Accept (nor Upgrade).
+        assert result.headers == [
+            (b"Sec-WebSocket-Protocol", b"chat"),
+            # SERVER_DEFAULTS: a 4 KiB window rather than 32 KiB (memory per connection).
+            (b"Sec-WebSocket-Extensions", b"permessage-deflate; server_max_window_bits=12"),
+        ]
+        assert result.subprotocol == "chat"
+        assert isinstance(result.extension, PerMessageDeflate)
+
+    def test_nothing_to_negotiate(self) -> None:
+        result = accept_connect(b"websocket", [(b"sec-websocket-version", b"13")], deflate=None)
+        assert (result.headers, result.subprotocol, result.extension) == ([], None, None)
+
+    def test_other_protocol_is_400(self) -> None:
+        with pytest.raises(HandshakeError, match="expected websocket") as info:
+            accept_connect(b"webtransport", self.REQUEST)
+        assert info.value.status_hint == 400
+
+    @pytest.mark.parametrize("version", [[], [b"8"], [b"13", b"13"]])
+    def test_version_other_than_13_is_400(self, version: list[bytes]) -> None:
+        headers = replace(self.REQUEST, b"sec-websocket-version", *version)
+        with pytest.raises(HandshakeError, match="expected 13") as info:
+            accept_connect(b"websocket", headers)
+        # Not 426: that status needs an Upgrade field, which HTTP/2 forbids (RFC 9113 §8.2.2).
+        assert info.value.status_hint == 400
+        assert info.value.headers == ((b"Sec-WebSocket-Version", b"13"),)
+
+    def test_origin_checked_as_over_http11(self) -> None:
+        with pytest.raises(HandshakeError) as info:
+            accept_connect(b"websocket", self.REQUEST, origins=["https://elsewhere"])
+        assert info.value.status_hint == 403
+        assert accept_connect(b"websocket", self.REQUEST, origins=["http://WWW.example.com"])
 
 
 class TestReject:

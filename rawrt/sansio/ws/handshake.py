@@ -8,6 +8,8 @@
 #     headers, the chosen subprotocol, the negotiated extension to hand to ``WebSocketConnection``) or
 #     raises ``HandshakeError`` with ``status_hint`` 400/403/405/426 and, where the status requires
 #     them, ``headers``. ``reject(exc)`` turns that error into a response.
+#   * Server over HTTP/2: ``accept_connect(protocol, headers, ...)`` does the same for an extended CONNECT
+#     (RFC 8441): no key and no Upgrade; the Accept's headers go on a 200.
 #   * Client: ``build_request(...)`` makes the request headers and remembers what was offered;
 #     ``check_response(request, status, headers)`` validates the server's answer or raises
 #     ``HandshakeError``.
@@ -48,6 +50,7 @@ __all__ = [
     "ClientResult",
     "accept_key",
     "accept",
+    "accept_connect",
     "reject",
     "build_request",
     "check_response",
@@ -351,6 +354,24 @@ def accept(
     if key is None:
         raise HandshakeError("no Sec-WebSocket-Key field")
     _decode_key(key)
+    response: Headers = [
+        (b"Upgrade", b"websocket"),
+        (b"Connection", b"Upgrade"),
+        (b"Sec-WebSocket-Accept", accept_key(key)),
+    ]
+    return _negotiate(headers, response, subprotocols, origins, deflate)
+
+
+def _negotiate(
+    headers: Headers,
+    response: Headers,
+    subprotocols: Sequence[str],
+    origins: Collection[str | None] | None,
+    deflate: DeflateOptions | None,
+) -> Accept:
+    """The part of the handshake HTTP/1.1 and HTTP/2 share (RFC 8441 §5 keeps Origin, subprotocols and
+    extensions as RFC 6455 has them): the Origin check, then the subprotocol and permessage-deflate,
+    appended to ``response``."""
     # §10.2: the Origin check protects servers from cross-site use by browsers.
     if origins is not None:
         origin = _single(headers, b"origin", "Origin")
@@ -364,11 +385,6 @@ def accept(
         extensions = parse_extensions(_values(headers, b"sec-websocket-extensions"))
     except ValueError as exc:
         raise HandshakeError(f"invalid Sec-WebSocket-Protocol or -Extensions: {exc}") from None
-    response: Headers = [
-        (b"Upgrade", b"websocket"),
-        (b"Connection", b"Upgrade"),
-        (b"Sec-WebSocket-Accept", accept_key(key)),
-    ]
     subprotocol = next((p for p in offered if p in subprotocols), None)
     if subprotocol is not None:
         response.append((b"Sec-WebSocket-Protocol", subprotocol.encode("ascii")))
@@ -380,6 +396,50 @@ def accept(
             params, extension = result
             response.append((b"Sec-WebSocket-Extensions", serialize_extensions([(EXTENSION_NAME, params)])))
     return Accept(response, subprotocol, extension)
+
+
+def accept_connect(
+    protocol: bytes,
+    headers: Headers,
+    *,
+    subprotocols: Sequence[str] = (),
+    origins: Collection[str | None] | None = None,
+    deflate: DeflateOptions | None = SERVER_DEFAULTS,
+) -> Accept:
+    """Validate a WebSocket opened by an extended CONNECT over HTTP/2 (RFC 8441 §4, §5).
+
+    The HTTP/2 layer has checked the request's shape already (``:method`` CONNECT with ``:protocol``,
+    ``:scheme``, ``:path`` and ``:authority``, RFC 8441 §4). What is left is RFC 6455's handshake minus
+    the parts HTTP/2 replaces (§5): no ``Upgrade``/``Connection`` (the stream is the tunnel), and no
+    ``Sec-WebSocket-Key``/``-Accept`` (they prove an HTTP/1.1 server understood the upgrade; a server
+    that advertised ``SETTINGS_ENABLE_CONNECT_PROTOCOL`` has said so already). The answer is a 200 whose
+    fields are :attr:`Accept.headers`.
+
+    Args:
+        protocol: the ``:protocol`` pseudo-header (must be ``websocket``, RFC 8441 §9.1's token).
+        headers: the request's regular fields (pseudo-headers may be present and are ignored).
+        subprotocols: as for :func:`accept`.
+        origins: as for :func:`accept`.
+        deflate: as for :func:`accept`.
+
+    Returns:
+        The 200 response's fields (subprotocol, extension), the subprotocol and the extension.
+
+    Raises:
+        HandshakeError: 400 (another protocol, or a version other than 13, with
+            ``Sec-WebSocket-Version: 13``; HTTP/2 has no 426, which needs ``Upgrade``, RFC 9113 §8.2.2),
+            403 (origin not allowed), or 400 (malformed lists).
+    """
+    if protocol != b"websocket":
+        raise HandshakeError(f":protocol {printable(protocol)}, expected websocket")
+    # RFC 8441 §5: "Sec-WebSocket-Version ... [is] used [...] in the same way as defined in RFC 6455".
+    version = _values(headers, b"sec-websocket-version")
+    if version != [b"13"]:
+        received = printable(b", ".join(version)) if version else "nothing"
+        raise _error(
+            f"Sec-WebSocket-Version is {received}, expected 13", 400, ((b"Sec-WebSocket-Version", b"13"),)
+        )
+    return _negotiate(headers, [], subprotocols, origins, deflate)
 
 
 _REASONS = {400: b"Bad Request", 403: b"Forbidden", 405: b"Method Not Allowed", 426: b"Upgrade Required"}
