@@ -111,6 +111,10 @@ class Server:
         #: Serve HTTP/2 as well (rawrt.server.h2): with prior knowledge in cleartext (RFC 9113 §3.3), and
         #: under TLS when the context offers ``h2`` by ALPN (§3.2; the CLI's context does).
         self.http2 = http2
+        if ssl is not None and not http2:
+            # A context that offers h2 by ALPN would let a client choose a protocol this server then does
+            # not speak (RFC 7301 §3.2): with HTTP/2 off, only http/1.1 is offered.
+            ssl.set_alpn_protocols(["http/1.1"])
         self.ssl = ssl
         self.trace = trace
         self.scheme = "http" if ssl is None else "https"

@@ -229,6 +229,17 @@ async def test_curl_over_tls_chooses_h2_by_alpn(tmp_path: Path) -> None:
         assert result.stdout.startswith(b"HTTP/2 200 \r\n"), (result.stdout, result.stderr)
         result = await run(curl, "-s", "-D", "-", "--http1.1", "--cacert", str(cert), url)
         assert result.stdout.startswith(b"HTTP/1.1 200 OK\r\n")
+    # With HTTP/2 off, the same context offers only http/1.1: a client asking for h2 gets HTTP/1.1, never a
+    # protocol the server would not speak.
+    limits = Limits()
+    server = Server(create_app(limits, MemoryBackend(Hub(limits))), limits, ssl=context, http2=False)
+    await server.start("127.0.0.1", 0)
+    try:
+        url = f"https://127.0.0.1:{server.port}/hello"
+        result = await run(curl, "-s", "-D", "-", "--http2", "--cacert", str(cert), url)
+        assert result.stdout.startswith(b"HTTP/1.1 200 OK\r\n"), result.stdout
+    finally:
+        await server.shutdown(timeout=2.0)
 
 
 @pytest.mark.asyncio
