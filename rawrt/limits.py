@@ -119,6 +119,11 @@ class Limits:
     #: ENHANCE_YOUR_CALM ("rapid reset", CVE-2023-44487: open and cancel streams so the server does the work
     #: while the concurrency limit never bites).
     h2_max_reset_streams: int = 200
+    #: Streams one connection may open per second (counted by the server, which has the clock). Past it:
+    #: REFUSED_STREAM, which a client may retry (§8.7). The concurrency limit bounds what is open at once,
+    #: not how fast a client opens and finishes short streams; this keeps one connection from taking the
+    #: whole event loop. h2load at 20 streams per connection stays well under it.
+    h2_max_streams_per_second: int = 5000
 
     # --- Server-Sent Events, polling, hub -------------------------------------------------------------------
     #: Comment line sent on an idle event stream so proxies keep it open and dead clients are found.

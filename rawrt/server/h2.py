@@ -258,6 +258,8 @@ class H2Session:
         self.conn = H2Connection(owner.limits, enable_connect_protocol=True)
         self.streams: dict[int, _Stream] = {}
         self.going_away = False
+        self._second = 0.0  # when the current second of stream counting began (the loop's clock)
+        self._opened = 0  # streams opened in it
         self._idle = asyncio.Event()
 
     # --- output ----------------------------------------------------------------------------------------
@@ -402,10 +404,21 @@ class H2Session:
     # --- one stream ------------------------------------------------------------------------------------
 
     def start(self, event: RequestReceived) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        # Streams opened per second (Limits.h2_max_streams_per_second): the concurrency limit bounds what is
+        # open at once, not how fast a client opens and finishes streams; one connection must not take the
+        # whole event loop. Past it, REFUSED_STREAM: the request was not processed, and may be retried
+        # later (RFC 9113 §8.7).
+        if now - self._second >= 1.0:
+            self._second, self._opened = now, 0
+        self._opened += 1
+        if self._opened > self.limits.h2_max_streams_per_second:
+            self.conn.reset_stream(event.stream_id, ErrorCode.REFUSED_STREAM)
+            return
         stream = _Stream(self, event.stream_id, event.headers, event.end_stream)
         self.streams[event.stream_id] = stream
-        loop = asyncio.get_running_loop()
-        stream.started = loop.time()
+        stream.started = now
         task = stream.task = loop.create_task(self.serve(stream))
         # Tracked by the server like a connection's task: a graceful shutdown waits for it.
         self.server.tasks.add(task)

@@ -90,3 +90,17 @@ async def test_a_stream_that_never_opens_its_window_is_cut_off_alone() -> None:
         c.flush()
         assert await c.response(hello) == (200, b"Hello, world!")
         assert len(server.connections) == 1
+
+
+@pytest.mark.asyncio
+async def test_streams_past_the_rate_are_refused() -> None:
+    async with serving(limits=Limits(h2_max_streams_per_second=20)) as server, client(server) as c:
+        streams = [c.request("GET", "/hello") for _ in range(30)]
+        await c.until(lambda: all(s in c.ended or s in c.reset for s in streams))
+        answered = [s for s in streams if s in c.ended and s not in c.reset]
+        refused = [s for s in streams if c.reset.get(s) == 0x7]  # REFUSED_STREAM: safe to retry (§8.7)
+        assert len(answered) == 20 and len(refused) == 10
+        assert refused == streams[20:]  # the ones past the rate, in order
+        # A second later the connection may open streams again.
+        await asyncio.sleep(1.05)
+        assert await c.response(c.request("GET", "/hello")) == (200, b"Hello, world!")
