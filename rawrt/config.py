@@ -162,7 +162,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--loop", choices=["auto", "asyncio", "uvloop"], default="auto")
     add("--ssl-certfile", metavar="FILE", help="PEM certificate chain: serve HTTPS/WSS")
     add("--ssl-keyfile", metavar="FILE", help="PEM private key (if not inside the certfile)")
-    add("--trace", action="store_true", help="print every WebSocket frame (rawrt.trace)")
+    add("--trace", action="store_true", help="print every WebSocket and HTTP/2 frame (rawrt.trace)")
     add("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     add("--log-config", metavar="FILE", help="logging configuration: dictConfig JSON (.json) or .ini")
     add("--no-access-log", action="store_true", help="silence rawrt.access")

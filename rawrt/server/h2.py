@@ -47,6 +47,7 @@ from ..sansio.headers import HeaderList, Headers
 from ..websocket.handover import ByteStream
 from .channel import ClientGone, ServerSide, access_log, error_log, write_access_log
 from .dates import http_date
+from .h2trace import H2Tracer
 from .proxy import forwarded
 
 __all__ = ["H2Session", "Owner"]
@@ -250,6 +251,8 @@ class H2Session:
         self.streams: dict[int, _Stream] = {}
         self.going_away = False
         self._idle = asyncio.Event()
+        #: The ``rawrt.trace`` frame log (``Server(trace=True)``); None, and no cost, otherwise.
+        self.tracer = H2Tracer(owner.limits, owner.client) if owner.server.trace else None
 
     # --- output ----------------------------------------------------------------------------------------
 
@@ -257,6 +260,8 @@ class H2Session:
         """Write what the sans-IO connection produced, now (every stream's writes share this one call)."""
         data = self.conn.data_to_send()
         if data and not self.transport.is_closing():
+            if self.tracer is not None:
+                self.tracer.sent(data)
             self.transport.write(data)
 
     def room(self) -> bool:
@@ -321,6 +326,8 @@ class H2Session:
                 await asyncio.wait(tasks, timeout=1.0)
 
     def receive(self, data: bytes) -> None:
+        if self.tracer is not None:
+            self.tracer.received(data)
         for event in self.conn.receive_data(data):
             self.dispatch(event)
         self.flush()
