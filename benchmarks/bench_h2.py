@@ -245,7 +245,7 @@ def run_requests(args: argparse.Namespace) -> None:
             ratios[label] = median([a / b for a, b in zip(ours, theirs, strict=True)])
             peer, ratio = f"{median(theirs):,.0f}", f"**{ratios[label]:.2f}x**"
         else:
-            peer, ratio = "– (see below)", ""
+            peer, ratio = "– (see above)", ""
         rows.append(
             f"| {label} | {median(ours):,.0f} | {peer} | {ratio} | {min(ours):,.0f}-{max(ours):,.0f} |"
         )
