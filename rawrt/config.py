@@ -165,7 +165,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add(
         "--trace",
         action="store_true",
-        help="print the wire, annotated: heads, chunks, SSE fields, frames (rawrt.trace)",
+        help="print the wire, annotated: heads, chunks, SSE fields, WebSocket, HTTP/2 frames (rawrt.trace)",
     )
     add("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     add("--log-config", metavar="FILE", help="logging configuration: dictConfig JSON (.json) or .ini")

@@ -307,6 +307,7 @@ PAGES = [
     "README.md",
     "docs/index.md",
     "docs/http.md",
+    "docs/http2.md",
     "docs/demo.md",
     "docs/topics/limits.md",
     "docs/topics/design.md",

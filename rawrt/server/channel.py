@@ -74,7 +74,7 @@ class ServerSide(Protocol):
     def closing(self) -> bool: ...  # a graceful shutdown began
 
     @property
-    def trace(self) -> bool: ...  # log WebSocket frames
+    def trace(self) -> bool: ...  # log WebSocket and HTTP/2 frames
 
     @property
     def shutdown_event(self) -> asyncio.Event: ...

@@ -50,6 +50,7 @@ from ..websocket.handover import ByteStream
 from .channel import ClientGone, ServerSide, access_log, error_log, write_access_log
 from .dates import http_date
 from .h2_websocket import StreamTransport, serve_websocket
+from .h2trace import H2Tracer
 from .proxy import forwarded
 
 __all__ = ["H2Session", "Owner"]
@@ -261,6 +262,8 @@ class H2Session:
         self._second = 0.0  # when the current second of stream counting began (the loop's clock)
         self._opened = 0  # streams opened in it
         self._idle = asyncio.Event()
+        #: The ``rawrt.trace`` frame log (``Server(trace=True)``); None, and no cost, otherwise.
+        self.tracer = H2Tracer(owner.limits, owner.client) if owner.server.trace else None
 
     # --- output ----------------------------------------------------------------------------------------
 
@@ -268,6 +271,8 @@ class H2Session:
         """Write what the sans-IO connection produced, now (every stream's writes share this one call)."""
         data = self.conn.data_to_send()
         if data and not self.transport.is_closing():
+            if self.tracer is not None:
+                self.tracer.sent(data)
             self.transport.write(data)
 
     def room(self) -> bool:
@@ -332,6 +337,8 @@ class H2Session:
                 await asyncio.wait(tasks, timeout=1.0)
 
     def receive(self, data: bytes) -> None:
+        if self.tracer is not None:
+            self.tracer.received(data)
         for event in self.conn.receive_data(data):
             self.dispatch(event)
         self.flush()

@@ -79,7 +79,8 @@ class Server:
         app: the application.
         limits: size and time limits.
         ssl: a server-side :class:`ssl.SSLContext` for HTTPS/WSS.
-        trace: log every WebSocket frame to ``rawrt.trace`` (direction, FIN, opcode, mask, length, payload).
+        trace: log every WebSocket frame to ``rawrt.trace`` (direction, FIN, opcode, mask, length, payload),
+            and every HTTP/2 frame (direction, type, stream, length, flags, HPACK-decoded fields).
         proxy_headers: take the client's address and the scheme from ``X-Forwarded-For`` /
             ``X-Forwarded-Proto`` or ``Forwarded`` (RFC 7239), when the peer is in ``forwarded_allow_ips``.
         forwarded_allow_ips: the trusted proxies: addresses, networks (``"10.0.0.0/8"``), or ``"*"``; a
