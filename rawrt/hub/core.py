@@ -586,7 +586,8 @@ class Hub:
         on another node, look older than the stream (a reset); handing out 0 says exactly "nothing yet".
         """
         chan = self._channels.get(channel)
-        return 0 if chan is not None and cursor == chan.origin else cursor
+        origin = chan.origin if chan is not None else self.start  # a channel not made yet would start there
+        return 0 if cursor == origin else cursor
 
     def has_channel(self, channel: str) -> bool:
         """Whether the hub has the channel (it has events, subscribers, or was given by :meth:`load`)."""

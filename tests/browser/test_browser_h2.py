@@ -40,7 +40,7 @@ from rawrt.server import Server
 
 pytestmark = pytest.mark.browser
 
-TIMEOUT = 5.0
+TIMEOUT = 15.0  # generous: a loaded 2-core CI machine runs Chromium, the server and the suite
 #: How long a stalled EventSource is given to open anyway before it is counted as not open.
 STALL = 1.0
 #: EventSource objects the page opens (the issue's number: more than HTTP/1.1's 6 per origin).
@@ -147,7 +147,7 @@ async def measure(app: DemoApp, page: Page, expected_open: int) -> tuple[int, li
     opened = await page.evaluate("window.opened")
     for n in range(3):
         await app.backend.publish("tabs", f"event {n}")
-    await page.wait_for(f"window.received.filter(n => n === 3).length >= {expected_open}")
+    await page.wait_for(f"window.received.filter(n => n === 3).length >= {expected_open}", timeout=TIMEOUT)
     await asyncio.sleep(0.2)  # time for a late stream to receive too, had one opened after all
     received = await page.evaluate("window.received")
     assert isinstance(opened, int) and isinstance(received, list)
