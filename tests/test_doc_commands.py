@@ -1,0 +1,144 @@
+"""The commands docs/demo.md shows are run, and their output must be what the page says (issue 13, item 6).
+
+Each ``console`` block of the page is a sequence of ``$ command`` lines, each followed by its output. The test
+runs every command with ``bash`` against a fresh demo server on 127.0.0.1:0, in page order (the page builds on
+its own earlier commands: it publishes ``first message``, then, as its prose says, ``second`` and ``third``),
+and compares the output with the page's after normalising what changes from run to run:
+
+* event ids: the page's come from its own run (``1839569693480961`` ...); ids are ``start + n`` in a fresh
+  memory hub, so each of the page's ids maps to this run's by the same offset, in the commands too;
+* the port (``127.0.0.1:8000``), ``date:`` values, the ETag's per-run epoch, curl's version.
+
+A command or a block that cannot run here says so on the page, with the reason, in the text the test reads:
+``<!-- doc-test: not run (reason) -->`` before a block, or ``(not run here: reason)`` in a command's comment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rawrt.demo import create_app
+from rawrt.hub import Hub
+from rawrt.hub.backends import MemoryBackend
+from rawrt.limits import Limits
+from rawrt.server import Server
+
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "demo.md"
+TIMEOUT = 10.0
+#: The id before the page's first event: its run's start (rawrt.hub.ids).
+PAGE_START = 1839569693480960
+#: Ids in the page: 16 digits (milliseconds since 1970 times 1,024).
+ID = re.compile(r"\b18\d{14}\b")
+SKIP_BLOCK = re.compile(r"<!-- doc-test: not run \(([^)]+)\) -->\s*\n```console\n")
+BLOCK = re.compile(r"(<!-- doc-test: not run \([^)]+\) -->\s*\n)?```console\n(.*?)```", re.S)
+
+
+def blocks() -> list[tuple[str | None, list[tuple[str, str]]]]:
+    """The page's console blocks: ``(why not run or None, [(command, expected output)])``."""
+    out: list[tuple[str | None, list[tuple[str, str]]]] = []
+    for match in BLOCK.finditer(PAGE.read_text("utf-8")):
+        skip = re.search(r"not run \(([^)]+)\)", match.group(1) or "")
+        pairs: list[tuple[str, str]] = []
+        lines = match.group(2).splitlines()
+        i = 0
+        while i < len(lines):
+            line = lines[i]
+            assert line.startswith("$ "), f"output before a command in docs/demo.md: {line!r}"
+            command = line[2:]
+            while command.endswith("\\"):
+                i += 1
+                command = command[:-1] + lines[i].strip()
+            i += 1
+            output: list[str] = []
+            while i < len(lines) and not lines[i].startswith("$ "):
+                output.append(lines[i])
+                i += 1
+            pairs.append((command, "\n".join(output).rstrip("\n")))
+        out.append((skip.group(1) if skip else None, pairs))
+    return out
+
+
+def normalise(text: str) -> str:
+    text = re.sub(r"^date: .*$", "date: <date>", text, flags=re.M)
+    text = re.sub(r'(\.)[0-9a-f]{8}(-reset)?"', r'\1<epoch>\2"', text)  # the ETag's per-run epoch
+    text = re.sub(r"curl/[0-9.]+", "curl/<version>", text)
+    return text
+
+
+def test_every_block_runs_or_says_why_not() -> None:
+    found = blocks()
+    assert len(found) >= 8
+    for skip, pairs in found:
+        assert pairs, "an empty console block"
+        if skip is not None:
+            assert len(skip) > 10  # a reason, not a bare marker
+
+
+@pytest.mark.asyncio
+async def test_demo_page_commands(tmp_path: Path) -> None:
+    if shutil.which("curl") is None:
+        if os.environ.get("RAWRT_REQUIRE_BROWSER") == "1":
+            pytest.fail("curl is not installed")
+        pytest.skip("curl is not installed")
+    limits = Limits()
+    hub = Hub(limits, start=PAGE_START + 10_000_000)  # any start: the page's ids are mapped by offset
+    server = Server(create_app(limits, MemoryBackend(hub)), limits)
+    await server.start("127.0.0.1", 0)
+    offset = hub.start - PAGE_START
+
+    def this_run(text: str) -> str:
+        text = text.replace("127.0.0.1:8000", f"127.0.0.1:{server.port}")
+        return ID.sub(lambda m: str(int(m.group()) + offset), text)
+
+    async def run(command: str) -> str:
+        if "-sN " in command:
+            command += " --max-time 1"  # an event stream: what it sends within a second
+        proc = await asyncio.create_subprocess_exec(
+            "bash",
+            "-c",
+            command,
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+        return out.decode("utf-8", "replace").replace("\r\n", "\n").rstrip("\n")
+
+    ran = 0
+    try:
+        for skip, pairs in blocks():
+            if skip is not None:
+                continue
+            for command, expected in pairs:
+                if "(not run here:" in command:
+                    continue
+                command = this_run(command)
+                if "If-None-Match" in command:
+                    # The ETag carries a per-run epoch: ask for this run's, as a client would have.
+                    url = re.search(r"'(http://[^']+)'", command)
+                    assert url is not None
+                    head = await run(f"curl -si '{url.group(1)}'")
+                    etag = re.search(r'^etag: (".*")$', head, re.M)
+                    assert etag is not None, head
+                    command = re.sub(r"If-None-Match: \"[^\"]*\"", f"If-None-Match: {etag.group(1)}", command)
+                got = normalise(await run(command))
+                want = normalise(this_run(expected))
+                assert got == want, f"$ {command}"
+                ran += 1
+                if "--data-binary 'first message'" in command:
+                    # The page's prose: "second" and "third" follow on room1.
+                    for text in ("second", "third"):
+                        await run(
+                            this_run(
+                                f"curl -s -X POST --data-binary '{text}' 'http://127.0.0.1:8000/publish?channel=room1'"
+                            )
+                        )
+    finally:
+        await server.shutdown(timeout=2.0)
+    assert ran >= 10
