@@ -126,6 +126,8 @@ class Request:
         query_string: the raw query, without ``?``.
         http_version: ``"1.1"`` or ``"1.0"``.
         headers: the header fields in received order; case-insensitive lookups (:class:`Headers`).
+        server: the ``(host, port)`` this connection was accepted on (the server's own socket address, ASGI's
+            ``scope["server"]``), or ``None`` (a Unix domain socket, or unknown); never taken from headers.
         client: the peer's ``(host, port)``, or ``None``; behind a trusted proxy
             (``Server(proxy_headers=True)``) the address the proxy reports (``X-Forwarded-For`` /
             ``Forwarded``), with port 0 when unknown.
@@ -144,6 +146,7 @@ class Request:
         "http_version",
         "headers",
         "client",
+        "server",
         "scheme",
         "root_path",
         "path_params",
@@ -162,6 +165,7 @@ class Request:
         headers: Headers,
         *,
         client: tuple[str, int] | None = None,
+        server: tuple[str, int] | None = None,
         source: BodySource | None = None,
     ) -> None:
         self.method = method
@@ -169,6 +173,7 @@ class Request:
         self.http_version = http_version
         self.headers = headers
         self.client = client
+        self.server = server
         self.scheme = "http"
         self.root_path = ""
         self.path_params: dict[str, str] = {}

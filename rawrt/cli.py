@@ -1,6 +1,7 @@
 """Command line: ``python -m rawrt serve module:app``, ``python -m rawrt demo`` (uvicorn's shape),
 ``python -m rawrt testee-client ws://HOST:PORT`` (the Autobahn client testee, :mod:`rawrt.testee`) and
-``python -m rawrt compare [URL]`` (the four techniques measured side by side, :mod:`rawrt.compare`).
+``python -m rawrt compare [URL]`` (the four techniques measured side by side, :mod:`rawrt.compare`) and
+``python -m rawrt experiment NAME [URL]`` (the protocol lab's experiments, :mod:`rawrt.experiment`).
 
 Errors: an ordinary mistake (a module or attribute that does not exist, a bad flag, a port in use, a missing
 certificate) is one line on stderr and exit status 2, as argparse does for its own; no traceback, since the
@@ -212,7 +213,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         "compare", help="measure polling, long polling, SSE and WebSocket on a demo: rawrt compare [URL]"
     )
     _compare_arguments(p_compare)
+    p_experiment = sub.add_parser(
+        "experiment", help="run one of the protocol lab's experiments: rawrt experiment NAME [URL]"
+    )
+    _experiment_arguments(p_experiment)
     args = parser.parse_args(argv)
+
+    if args.command == "experiment":
+        _run_experiment(args)
 
     if args.command == "compare":
         _run_compare(args)
@@ -304,6 +312,27 @@ def _run_compare(args: argparse.Namespace) -> NoReturn:
         raise SystemExit(130) from None
     print(report, flush=True)
     raise SystemExit(0)
+
+
+def _experiment_arguments(parser: argparse.ArgumentParser) -> None:
+    from .experiment import add_arguments
+
+    add_arguments(parser)
+
+
+def _run_experiment(args: argparse.Namespace) -> NoReturn:
+    """``rawrt experiment``: the exchange on stdout, exit 0 (check holds) or 1; an error is one line, 2."""
+    from .experiment import main as experiment
+    from .lab.experiments import ExperimentError
+
+    try:
+        ok, report = experiment(args)
+    except ExperimentError as exc:
+        _fail(f"rawrt experiment {args.name}", str(exc))
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    print(report, flush=True)
+    raise SystemExit(0 if ok else 1)
 
 
 #: Why ``--workers`` above 1 needs a shared hub (issue: each worker would number and keep its own events).

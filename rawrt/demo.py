@@ -7,6 +7,11 @@
 ``GET /lab/wire``              a lab page's wire view, ``?lab=ID``: annotated records of the bytes of the
                                requests tagged ``?lab=ID`` (WebSocket, or Server-Sent Events without
                                ``Upgrade``; :mod:`rawrt.lab`)
+``POST /lab/experiments/...``  the lab's experiments: ``expect-continue`` (the same ``Expect: 100-continue``
+                               POST as HTTP/1.0 and 1.1 to the server's own address, both exchanges' bytes),
+                               ``burst?n=N`` (N held long polls, one publish: the re-request burst);
+                               ``GET /lab/experiments/sse-resume``: ``/events`` ending after 1.5 s, so
+                               that the browser resumes with ``Last-Event-ID`` (:mod:`rawrt.lab.experiments`)
 ``GET /hello``                 200 ``text/plain`` ``Hello, world!``
 ``POST /echo``                 200, the request body echoed verbatim
 ``ANY /inspect``               200 JSON: how rawrt parsed the request (method, target, version, headers and
@@ -39,6 +44,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import re
+import ssl
 from importlib import resources
 
 from .app import App, Request, Response, StreamingResponse
@@ -46,6 +52,7 @@ from .errors import HubUnavailableError
 from .hub import parse_cursor
 from .hub.backends import Backend, open_backend
 from .lab import LAB_ID_RE, Lab
+from .lab.experiments import ExperimentError, Throttle, expect_continue
 from .limits import DEFAULT_LIMITS, Limits, MiB
 from .polling import (
     PollParameterError,
@@ -68,6 +75,9 @@ WS_ECHO_MAX_MESSAGE = 16 * MiB
 #: /echo and /inspect accept larger bodies than the server default, so learners can try big uploads.
 DEMO_MAX_BODY = 16 * MiB
 
+
+#: The most long polls the lab's burst experiment holds (issue 13: "N up to 1,000").
+MAX_BURST = 1000
 
 #: The channel used when a request names none.
 DEFAULT_CHANNEL = "default"
@@ -183,6 +193,98 @@ def create_app(limits: Limits = DEFAULT_LIMITS, hub: Backend | str | None = None
     @app.websocket("/lab/wire", check=lab_check)
     async def lab_wire(ws: WebSocket) -> None:
         await lab.serve_websocket(ws)
+
+    # --- the lab's experiments (docs/howto/experiments.md) -----------------------------------------------
+
+    # One run at a time and a few a minute, all pages together: each run opens loopback connections.
+    throttle = Throttle()
+
+    def busy() -> Response:
+        return Response.json({"error": "an experiment is running or too many ran this minute: retry"}, 429)
+
+    @app.post("/lab/experiments/expect-continue")
+    async def experiment_expect_continue(request: Request) -> Response:
+        # Only the socket this request arrived on, never an address from a header: the server talks to
+        # itself, with two fixed requests, so the endpoint cannot reach anything else (no SSRF).
+        if request.server is None:
+            return Response.json({"error": "needs a TCP listening socket (not a Unix domain socket)"}, 409)
+        if not throttle.acquire():
+            return busy()
+        host, port = request.server
+        context = None
+        if request.scheme == "https":
+            # The server's own certificate (self-signed in the lab): identity is not in question here.
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        try:
+            old, new = await expect_continue(
+                host, port, path=request.root_path + "/echo", ssl_context=context
+            )
+        except ExperimentError as exc:
+            return Response.json({"error": str(exc)}, 502)
+        finally:
+            throttle.release()
+        return Response.json(
+            {
+                "target": f"{host}:{port}",
+                "exchanges": [old.as_dict(), new.as_dict()],
+                "ok": new.interim and not old.interim,
+            }
+        )
+
+    @app.get("/lab/experiments/sse-resume")
+    async def experiment_sse_resume(request: Request) -> Response | StreamingResponse:
+        # /events, except that the stream completes after 1.5 s and asks for a reconnect 1 s later: the
+        # browser's EventSource then reconnects by itself and sends Last-Event-ID (WHATWG HTML §9.2.4),
+        # which a page cannot set, so this is how a page gets to watch the resume.
+        channel = channel_param(request)
+        if channel is None:
+            return _bad_request(_BAD_CHANNEL)
+        claimed = resume_id(request)
+        try:
+            await backend.prepare(channel, None if claimed is None else parse_cursor(claimed))
+        except HubUnavailableError as exc:
+            return _reconnect_later(exc)
+        return hub_stream(request, core, channel, limits=limits, timeout=1.5, retry=1000)
+
+    @app.post("/lab/experiments/burst")
+    async def experiment_burst(request: Request) -> Response:
+        n = request.query_param("n") or "100"
+        if not n.isdigit() or not 1 <= int(n) <= MAX_BURST:
+            return _bad_request(f"n must be 1 to {MAX_BURST}")
+        if request.server is None or request.scheme != "http":
+            return Response.json(
+                {"error": "needs a plain-HTTP TCP listening socket (the clients speak TCP)"}, 409
+            )
+        if not throttle.acquire():
+            return busy()
+        # rawrt compare's burst, run in this process against this server's own socket: the clients share
+        # the event loop with the server, so the times include the clients' work (compare --burst runs them
+        # in another process).
+        from .compare import Target, run_burst
+
+        try:
+            outcome = await run_burst(Target(*request.server), int(n))
+        finally:
+            throttle.release()
+        answered = outcome.answered_ms
+        return Response.json(
+            {
+                "clients": outcome.clients,
+                "answered": len(answered),
+                "answered_p50_ms": round(answered[len(answered) // 2], 1) if answered else None,
+                "answered_last_ms": round(answered[-1], 1) if answered else None,
+                "rerequested_ms": None
+                if outcome.rerequested_ms != outcome.rerequested_ms
+                else round(outcome.rerequested_ms, 1),
+                "requests": outcome.requests,
+                "bytes": outcome.bytes,
+                "lost": outcome.lost,
+                "duplicates": outcome.duplicates,
+                "errors": list(outcome.errors[:5]),
+            }
+        )
 
     @app.get("/hello")
     async def hello(request: Request) -> Response:

@@ -54,6 +54,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "rawrt.compare",
             "rawrt.config",
             "rawrt.demo",
+            "rawrt.experiment",
             "rawrt.testee",
             "rawrt.workers",
         ),

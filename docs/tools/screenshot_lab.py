@@ -2,7 +2,9 @@
 
 Usage: ``PYTHONPATH=. python docs/tools/screenshot_lab.py [OUTDIR]`` (default ``docs/img``): starts a demo
 server on a free port, lets the ticker and a burst run a few seconds, and writes ``lab-1280.png`` and
-``lab-390.png`` (one viewport each). Drives Chromium with the browser tests' ``tests/browser/chromium.py``.
+``lab-390.png`` (one viewport each); then clicks the four experiments and writes the Experiments section,
+whole, as ``lab-experiments-1280.png`` and ``lab-experiments-390.png``. Drives Chromium with the browser
+tests' ``tests/browser/chromium.py``.
 """
 
 from __future__ import annotations
@@ -49,8 +51,29 @@ async def shoot(out: Path) -> None:
             await asyncio.sleep(3.5)
             shot = await page.send("Page.captureScreenshot", {"format": "png"})
             (out / name).write_bytes(base64.b64decode(shot["data"]))
-            await page.close()
             print(f"wrote {out / name}")
+            # One after the other where they share the server's throttle (expect-continue, burst).
+            await page.evaluate("$('exp-expect-run').click()")
+            await page.wait_for("rawrtLab.experiments.expect !== undefined", timeout=15.0)
+            await page.evaluate("$('exp-sse-run').click(); $('exp-burst-run').click()")
+            await page.wait_for("rawrtLab.experiments.burst !== undefined", timeout=15.0)
+            await page.evaluate("$('exp-conns-run').click()")
+            await page.wait_for(
+                "['expect', 'sse', 'conns'].every((k) => rawrtLab.experiments[k] !== undefined)", timeout=15.0
+            )
+            box = await page.evaluate(
+                "(() => { const r = document.getElementById('experiments').getBoundingClientRect();"
+                " return [r.x + scrollX, r.y + scrollY, r.width, r.height]; })()"
+            )
+            x, y, w, h = box
+            clip = {"x": x, "y": y, "width": w, "height": h, "scale": 1}
+            shot = await page.send(
+                "Page.captureScreenshot", {"format": "png", "clip": clip, "captureBeyondViewport": True}
+            )
+            section = out / name.replace("lab-", "lab-experiments-")
+            section.write_bytes(base64.b64decode(shot["data"]))
+            await page.close()
+            print(f"wrote {section}")
     finally:
         await browser.close_pages()
         await browser.close()

@@ -43,7 +43,15 @@ __all__ = ["Lab", "Page", "ExchangeTap", "LANES", "LAB_ID_RE"]
 error_log = logging.getLogger("rawrt.error")
 
 #: The paths a lab page's lanes use, and the lane each one is shown in.
-LANES = {"/poll": "poll", "/longpoll": "longpoll", "/events": "sse", "/ws/chat": "ws", "/publish": "publish"}
+LANES = {
+    "/poll": "poll",
+    "/longpoll": "longpoll",
+    "/events": "sse",
+    "/ws/chat": "ws",
+    "/publish": "publish",
+    # The SSE drop-and-resume experiment's stream: its reconnect's Last-Event-ID shows in the SSE lane.
+    "/lab/experiments/sse-resume": "sse",
+}
 #: What a lab page id may be: long enough to be unguessable, safe in a URL and a log line.
 LAB_ID_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 #: Seconds without a record before an idle wire stream gets a heartbeat (proxies close silent streams).

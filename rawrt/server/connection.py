@@ -81,6 +81,8 @@ class ServerConnection(Streaming, RequestBody):
         self.events = deque()
         peer = self.transport.get_extra_info("peername")
         self.client = (str(peer[0]), int(peer[1])) if peer else None
+        local = self.transport.get_extra_info("sockname")
+        self.local = (str(local[0]), int(local[1])) if isinstance(local, tuple) else None
         #: Waiting for a request with nothing buffered: safe to close at shutdown.
         self.idle = True
         self.requests_served = 0
@@ -303,6 +305,7 @@ class ServerConnection(Streaming, RequestBody):
                     event.http_version.decode("ascii"),
                     Headers(event.headers),
                     client=self.client,
+                    server=self.local,
                     source=self,
                 )
                 # Deployment options, off by default: nothing per request unless set.

@@ -65,6 +65,7 @@ class Owner(Protocol):
     transport: asyncio.Transport
     stream: ByteStream
     client: tuple[str, int] | None
+    local: tuple[str, int] | None
     proxied: bool
     idle: bool
     task: asyncio.Task[None] | None
@@ -467,6 +468,7 @@ class H2Session:
             "2",
             Headers(fields),
             client=self.owner.client,
+            server=self.owner.local,
             source=stream,
         )
         server = self.server

@@ -238,3 +238,32 @@ async def test_websocket_over_http2(
         assert chat.request is not None and chat.request.http_version == "2"
         assert events[0].client == chat.request.client  # one connection: both are its streams
     assert not server_errors(caplog)
+
+
+@pytest.mark.asyncio
+async def test_lab_experiments_over_http2(
+    browser: Browser, certificate: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The lab page over HTTP/2: it says so, its "Open them" button opens all 10 streams, and the
+    Expect: 100-continue experiment reaches the server's own TLS socket (HTTP/1.1 over TLS, no ALPN)."""
+    async with serve_tls(browser, certificate, h2=True) as (app, server, page):
+        await page.navigate(f"https://127.0.0.1:{server.port}/?channel=exp-h2")
+        await page.wait_for(
+            "window.rawrtLab && rawrtLab.wire.open && Object.values(rawrtLab.lanes).every((l) => l.ready)"
+        )
+        proto = await page.evaluate("document.getElementById('exp-conns-proto').textContent")
+        assert "HTTP/2 (h2)" in proto
+        await page.evaluate(
+            "document.getElementById('exp-conns-n').value = '10';"
+            "document.getElementById('exp-conns-run').click()"
+        )
+        await page.wait_for("rawrtLab.experiments.conns !== undefined")
+        assert await page.evaluate("rawrtLab.experiments.conns") == {
+            "protocol": "h2",
+            "opened": 10,
+            "open": 10,
+        }
+        await page.evaluate("document.getElementById('exp-expect-run').click()")
+        await page.wait_for("rawrtLab.experiments.expect !== undefined")
+        assert await page.evaluate("rawrtLab.experiments.expect.ok") is True
+    assert not server_errors(caplog)
