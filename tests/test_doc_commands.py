@@ -1,4 +1,5 @@
-"""The commands docs/demo.md shows are run, and their output must be what the page says (issue 13, item 6).
+"""The commands docs/demo.md and docs/howto/configure.md show are run, and their output must be what the
+page says (issue 13, item 6).
 
 Each ``console`` block of the page is a sequence of ``$ command`` lines, each followed by its output. The test
 runs every command with ``bash`` against a fresh demo server on 127.0.0.1:0, in page order (the page builds on
@@ -19,6 +20,8 @@ import asyncio
 import os
 import re
 import shutil
+import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,7 +32,9 @@ from rawrt.hub.backends import MemoryBackend
 from rawrt.limits import Limits
 from rawrt.server import Server
 
-PAGE = Path(__file__).resolve().parent.parent / "docs" / "demo.md"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+PAGE = DOCS / "demo.md"
+CONFIGURE = DOCS / "howto" / "configure.md"
 TIMEOUT = 10.0
 #: The id before the page's first event: its run's start (rawrt.hub.ids).
 PAGE_START = 1839569693480960
@@ -39,17 +44,17 @@ SKIP_BLOCK = re.compile(r"<!-- doc-test: not run \(([^)]+)\) -->\s*\n```console\
 BLOCK = re.compile(r"(<!-- doc-test: not run \([^)]+\) -->\s*\n)?```console\n(.*?)```", re.S)
 
 
-def blocks() -> list[tuple[str | None, list[tuple[str, str]]]]:
-    """The page's console blocks: ``(why not run or None, [(command, expected output)])``."""
+def blocks(page: Path = PAGE) -> list[tuple[str | None, list[tuple[str, str]]]]:
+    """A page's console blocks: ``(why not run or None, [(command, expected output)])``."""
     out: list[tuple[str | None, list[tuple[str, str]]]] = []
-    for match in BLOCK.finditer(PAGE.read_text("utf-8")):
+    for match in BLOCK.finditer(page.read_text("utf-8")):
         skip = re.search(r"not run \(([^)]+)\)", match.group(1) or "")
         pairs: list[tuple[str, str]] = []
         lines = match.group(2).splitlines()
         i = 0
         while i < len(lines):
             line = lines[i]
-            assert line.startswith("$ "), f"output before a command in docs/demo.md: {line!r}"
+            assert line.startswith("$ "), f"output before a command in {page.name}: {line!r}"
             command = line[2:]
             while command.endswith("\\"):
                 i += 1
@@ -71,9 +76,10 @@ def normalise(text: str) -> str:
     return text
 
 
-def test_every_block_runs_or_says_why_not() -> None:
-    found = blocks()
-    assert len(found) >= 8
+@pytest.mark.parametrize("page", [PAGE, CONFIGURE], ids=lambda p: p.name)
+def test_every_block_runs_or_says_why_not(page: Path) -> None:
+    found = blocks(page)
+    assert found
     for skip, pairs in found:
         assert pairs, "an empty console block"
         if skip is not None:
@@ -142,3 +148,39 @@ async def test_demo_page_commands(tmp_path: Path) -> None:
     finally:
         await server.shutdown(timeout=2.0)
     assert ran >= 10
+
+
+@pytest.mark.asyncio
+async def test_configure_page_commands(tmp_path: Path) -> None:
+    """The command-line mistakes the page lists, each one line and exit status 2, as printed there."""
+    (tmp_path / "myapp.py").write_text("from rawrt import App\n\napp = App()\n")
+    (tmp_path / "cert.pem").write_text("")  # present: the page's mistake is the missing key file
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()  # "while another server holds it"
+    port = holder.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(DOCS.parent)}
+    ran = 0
+    try:
+        for skip, pairs in blocks(CONFIGURE):
+            if skip is not None:
+                continue
+            for command, expected in pairs:
+                # `python -m rawrt` is the same program as the `rawrt` script (prog "rawrt"), wherever pip
+                # put the script; the port the page says is in use is one this test holds.
+                command = command.split("  #")[0].strip()
+                command = re.sub(r"^rawrt ", f"{sys.executable} -m rawrt ", command)
+                command = command.replace("--port 8000", f"--port {port}")
+                proc = await asyncio.create_subprocess_exec(
+                    "bash", "-c", command, cwd=tmp_path, env=env,
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                )  # fmt: skip
+                out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+                assert proc.returncode == 2, (command, err)
+                assert out == b""
+                want = expected.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+                assert err.decode().rstrip("\n") == want, command
+                ran += 1
+    finally:
+        holder.close()
+    assert ran == 6
