@@ -52,6 +52,7 @@ from .dates import http_date
 from .h2_websocket import StreamTransport, serve_websocket
 from .h2trace import H2Tracer
 from .proxy import forwarded
+from .streaming import release
 
 __all__ = ["H2Session", "Owner"]
 
@@ -626,15 +627,5 @@ class H2Session:
             raise ClientGone from None
         finally:
             stream.streaming = False
-            if response.on_push is not None:
-                response.on_push(None)
-            aclose = getattr(body, "aclose", None)
-            if aclose is not None:
-                with contextlib.suppress(Exception):
-                    await aclose()
-            if response.on_close is not None:
-                try:
-                    response.on_close()
-                except Exception:
-                    error_log.exception("on_close callback failed")
+            await release(response)
         return sent

@@ -19,7 +19,7 @@ from .dates import http_date
 from .deadlines import withdraw_cancellation
 from .watcher import DisconnectWatch
 
-__all__ = ["StreamPush", "Streaming"]
+__all__ = ["StreamPush", "Streaming", "release"]
 
 #: The last piece a push framed, and its chunk: a fan-out pushes one bytes object to every stream in turn,
 #: so it is framed (and its chunk allocated) once, not once per stream.
@@ -149,14 +149,21 @@ class Streaming(DisconnectWatch):
             self.streaming = False
             if pusher is not None:
                 pusher.live = False
-            if response.on_push is not None:
-                response.on_push(None)
-            aclose = getattr(body, "aclose", None)
-            if aclose is not None:
-                with contextlib.suppress(Exception):
-                    await aclose()
-            if response.on_close is not None:
-                try:
-                    response.on_close()
-                except Exception:
-                    error_log.exception("on_close callback failed")
+            await release(response)
+
+
+async def release(response: StreamingResponse) -> None:
+    """A streaming response is over, however it ended: tell its producer (``on_push(None)``), close its
+    body (an async generator's ``finally`` runs now, not at garbage collection) and call ``on_close``. The
+    one ending of every streaming response, over HTTP/1.1 and HTTP/2 (rawrt.server.h2)."""
+    if response.on_push is not None:
+        response.on_push(None)
+    aclose = getattr(response.body, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):
+            await aclose()
+    if response.on_close is not None:
+        try:
+            response.on_close()
+        except Exception:
+            error_log.exception("on_close callback failed")
