@@ -506,19 +506,24 @@ class Hub:
         """The new event is not kept. The history holds every event after ``base`` with none missing, so it
         must end at the newest id: the channel's older events go too, and ``base`` moves past the new event
         (a replay that needs it reports a gap). Evicting other channels' events for it would be no use."""
-        while chan.history:
-            self._drop_oldest(chan)
-        # The new event is gone as well: the history (empty now) holds everything after it.
-        chan.base = chan.last_id
+        self._empty(chan)  # the new event is gone as well: the empty history holds everything after it
         order = self._order
-        while order and order[0].stale:
-            self._evict_oldest()
         if self._stale > _COMPACT_MIN and self._stale > 4 * (len(order) - self._stale):
             self._compact()
         if not chan.stale and not chan.subscribers and self._channels.get(chan.name) is chan:
             # Nothing kept (not even stale entries: released and forgotten above, if it had any), and
             # nobody listening: forgotten like any other ("Forgetting channels").
             self._forget(chan)
+
+    def _empty(self, chan: _Channel) -> None:
+        """Evict all of the channel's history by its own bounds; every event up to ``last_id`` is gone then
+        (``base``), and the stale entries at the head of the publish order are released."""
+        while chan.history:
+            self._drop_oldest(chan)
+        chan.base = chan.last_id
+        order = self._order
+        while order and order[0].stale:
+            self._evict_oldest()
 
     def _drop_oldest(self, chan: _Channel) -> None:
         """Evict the channel's oldest event by its own bounds; its publish-order entry becomes stale."""
@@ -652,13 +657,7 @@ class Hub:
         chan = self._channels.get(channel)
         if chan is None or chan.subscribers:
             return False
-        while chan.history:
-            self._drop_oldest(chan)
-        # Nothing retained: every event up to last_id is gone (as in _not_kept).
-        chan.base = chan.last_id
-        order = self._order
-        while order and order[0].stale:
-            self._evict_oldest()
+        self._empty(chan)
         self._forget(chan)  # gone from the table now; its remaining stale entries release it later
         return True
 
