@@ -159,6 +159,21 @@ def create_app(limits: Limits = DEFAULT_LIMITS, hub: Backend | str | None = None
     chat_page = _static("chat.html").decode("utf-8")
     icon = _static("favicon.ico")
 
+    async def event_stream(
+        request: Request, *, timeout: float | None = None, retry: int | None = None
+    ) -> Response | StreamingResponse:
+        """``/events`` (and the lab's resume experiment, with ``timeout`` and ``retry``): the channel's
+        Server-Sent Events from the client's resume id, once the backend has the channel."""
+        channel = channel_param(request)
+        if channel is None:
+            return _bad_request(_BAD_CHANNEL)
+        claimed = resume_id(request)
+        try:
+            await backend.prepare(channel, None if claimed is None else parse_cursor(claimed))
+        except HubUnavailableError as exc:
+            return _reconnect_later(exc)
+        return hub_stream(request, core, channel, limits=limits, timeout=timeout, retry=retry)
+
     @app.get("/")
     async def index(request: Request) -> Response:
         return Response.html(lab_page)
@@ -238,15 +253,7 @@ def create_app(limits: Limits = DEFAULT_LIMITS, hub: Backend | str | None = None
         # /events, except that the stream completes after 1.5 s and asks for a reconnect 1 s later: the
         # browser's EventSource then reconnects by itself and sends Last-Event-ID (WHATWG HTML §9.2.4),
         # which a page cannot set, so this is how a page gets to watch the resume.
-        channel = channel_param(request)
-        if channel is None:
-            return _bad_request(_BAD_CHANNEL)
-        claimed = resume_id(request)
-        try:
-            await backend.prepare(channel, None if claimed is None else parse_cursor(claimed))
-        except HubUnavailableError as exc:
-            return _reconnect_later(exc)
-        return hub_stream(request, core, channel, limits=limits, timeout=1.5, retry=1000)
+        return await event_stream(request, timeout=1.5, retry=1000)
 
     @app.post("/lab/experiments/burst")
     async def experiment_burst(request: Request) -> Response:
@@ -372,15 +379,7 @@ def create_app(limits: Limits = DEFAULT_LIMITS, hub: Backend | str | None = None
 
     @app.get("/events")
     async def events(request: Request) -> Response | StreamingResponse:
-        channel = channel_param(request)
-        if channel is None:
-            return _bad_request(_BAD_CHANNEL)
-        claimed = resume_id(request)
-        try:
-            await backend.prepare(channel, None if claimed is None else parse_cursor(claimed))
-        except HubUnavailableError as exc:
-            return _reconnect_later(exc)
-        return hub_stream(request, core, channel, limits=limits)
+        return await event_stream(request)
 
     @app.get("/poll")
     async def poll(request: Request) -> Response:
