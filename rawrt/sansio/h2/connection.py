@@ -41,6 +41,7 @@ What is decided here, and where the RFC leaves a choice:
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import Enum, auto
@@ -239,24 +240,21 @@ _CONNECTION_SPECIFIC = frozenset(
     {b"connection", b"proxy-connection", b"keep-alive", b"transfer-encoding", b"upgrade"}
 )
 _REQUEST_PSEUDO = frozenset({b":method", b":scheme", b":authority", b":path", b":protocol"})
-#: §8.2.1: a name may not hold these octets (uppercase letters among them: names are lowercase in HTTP/2).
-_BAD_NAME_OCTETS = frozenset(range(0x00, 0x21)) | frozenset(range(0x41, 0x5B)) | frozenset(range(0x7F, 0x100))
-#: §8.2.1: nor a value NUL, LF or CR.
-_BAD_VALUE_OCTETS = (b"\x00", b"\n", b"\r")
+#: §8.2.1: a name may not hold 0x00-0x20, 0x41-0x5a (uppercase: names are lowercase in HTTP/2) or 0x7f-0xff,
+#: nor be empty (after the ':' of a pseudo-header). One regex per field rather than a loop over its octets:
+#: every field of every request passes here.
+_NAME = re.compile(rb"(?::|(?=[^:]))[^\x00-\x20A-Z\x7f-\xff]+")
+#: §8.2.1: nor a value NUL, CR or LF, nor start or end with SP or HTAB.
+_VALUE = re.compile(rb"(?:[^\x00\r\n \t](?:[^\x00\r\n]*[^\x00\r\n \t])?)?")
 
 
 def _check_name(name: bytes, stream_id: int) -> None:
-    body = name[1:] if name.startswith(b":") else name
-    if not body or any(octet in _BAD_NAME_OCTETS for octet in body):
+    if _NAME.fullmatch(name) is None:
         raise _malformed(stream_id, f"field name {name[:40]!r} is not a lowercase token (RFC 9113 §8.2.1)")
 
 
 def _check_value(name: bytes, value: bytes, stream_id: int) -> None:
-    if (
-        any(bad in value for bad in _BAD_VALUE_OCTETS)
-        or value[:1] in (b" ", b"\t")
-        or value[-1:] in (b" ", b"\t")
-    ):
+    if _VALUE.fullmatch(value) is None:
         raise _malformed(
             stream_id,
             f"field {name[:40]!r} has a value with NUL, CR, LF or surrounding whitespace (RFC 9113 §8.2.1)",
