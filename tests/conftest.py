@@ -1,10 +1,12 @@
-"""Shared fixtures: a real rawrt server on 127.0.0.1:0 for integration tests."""
+"""Shared fixtures: a real rawrt server on 127.0.0.1:0 for integration tests, and a real Redis
+(``redis_server``, ``persistent_redis``: tests/redis_server.py)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 import pytest_asyncio
+from redis_server import persistent_redis, redis_server  # noqa: F401 (fixtures, shared from here)
 
 from rawrt.app import App
 from rawrt.demo import create_app

@@ -14,11 +14,12 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-__all__ = ["RedisServer", "free_port", "require_redis_server"]
+__all__ = ["RedisServer", "free_port", "require_redis_server", "redis_server", "persistent_redis"]
 
 
 def require_redis_server() -> str:
@@ -97,3 +98,28 @@ class RedisServer:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# Fixtures, made available to every test by tests/conftest.py.
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """Without persistence, as the issue asks (``--save '' --appendonly no``)."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def persistent_redis() -> Iterator[RedisServer]:
+    """With an append-only file fsynced on every write: a restart keeps what it acknowledged."""
+    server = RedisServer(persistent=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()

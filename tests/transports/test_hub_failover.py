@@ -31,7 +31,7 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -53,16 +53,6 @@ BANNER = re.compile(
 EVENTS = 150
 KILL_AT = 50
 CHANNEL = "failover"
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 # --- real rawrt processes ------------------------------------------------------------------------------

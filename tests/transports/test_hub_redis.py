@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import cast
 
 import pytest
@@ -39,26 +39,6 @@ from rawrt.hub.ids import from_stream_id
 from rawrt.limits import Limits
 from rawrt.server import Server
 from rawrt.websocket import WebSocket, connect
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
-def persistent_redis() -> Iterator[RedisServer]:
-    server = RedisServer(persistent=True)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @contextlib.asynccontextmanager
