@@ -24,6 +24,7 @@ import socket
 import sys
 from pathlib import Path
 
+import docrun
 import pytest
 
 from rawrt.demo import create_app
@@ -32,58 +33,54 @@ from rawrt.hub.backends import MemoryBackend
 from rawrt.limits import Limits
 from rawrt.server import Server
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
-PAGE = DOCS / "demo.md"
-CONFIGURE = DOCS / "howto" / "configure.md"
+ROOT = docrun.ROOT
+
+DOCS = ROOT / "docs"
+DEMO_TEST = "tests/test_doc_commands.py::test_demo_page_commands"
+CONFIGURE_TEST = "tests/test_doc_commands.py::test_configure_page_commands"
 TIMEOUT = 10.0
 #: The id before the page's first event: its run's start (rawrt.hub.ids).
 PAGE_START = 1839569693480960
 #: Ids in the page: 16 digits (milliseconds since 1970 times 1,024).
 ID = re.compile(r"\b18\d{14}\b")
-SKIP_BLOCK = re.compile(r"<!-- doc-test: not run \(([^)]+)\) -->\s*\n```console\n")
-BLOCK = re.compile(r"(<!-- doc-test: not run \([^)]+\) -->\s*\n)?```console\n(.*?)```", re.S)
+#: A command the page shows but that cannot run where the page's others run says why in its comment.
+NOT_HERE = re.compile(r"\(not run here: [^)]{10,}\)")
 
 
-def blocks(page: Path = PAGE) -> list[tuple[str | None, list[tuple[str, str]]]]:
-    """A page's console blocks: ``(why not run or None, [(command, expected output)])``."""
-    out: list[tuple[str | None, list[tuple[str, str]]]] = []
-    for match in BLOCK.finditer(page.read_text("utf-8")):
-        skip = re.search(r"not run \(([^)]+)\)", match.group(1) or "")
-        pairs: list[tuple[str, str]] = []
-        lines = match.group(2).splitlines()
-        i = 0
-        while i < len(lines):
-            line = lines[i]
-            assert line.startswith("$ "), f"output before a command in {page.name}: {line!r}"
-            command = line[2:]
-            while command.endswith("\\"):
-                i += 1
-                command = command[:-1] + lines[i].strip()
-            i += 1
-            output: list[str] = []
-            while i < len(lines) and not lines[i].startswith("$ "):
-                output.append(lines[i])
-                i += 1
-            pairs.append((command, "\n".join(output).rstrip("\n")))
-        out.append((skip.group(1) if skip else None, pairs))
-    return out
+def test_every_block_is_claimed() -> None:
+    """Every sh and console block in README.md and docs/ is run by a test, by .ci/run, or says why not."""
+    ci = (ROOT / ".ci" / "run").read_text("utf-8")
+    problems: list[str] = []
+    for block in docrun.all_blocks():
+        if not block.commands:
+            problems.append(f"{block.where}: an empty block")
+        elif block.mark is None:
+            problems.append(f"{block.where}: no <!-- doc-test: ... --> marker")
+        elif block.reason is not None:
+            if len(block.reason) < 10:
+                problems.append(f"{block.where}: 'not run' needs a reason, not {block.reason!r}")
+        elif block.mark == ".ci/run":
+            for command in block.commands:
+                if command.text not in ci:
+                    problems.append(f"{block.where}: .ci/run does not run {command.text!r}")
+        else:
+            path, _, name = block.mark.partition("::")
+            source = ROOT / path
+            if not (path.startswith("tests/") and source.is_file() and name):
+                problems.append(f"{block.where}: the marker names no test file: {block.mark!r}")
+                continue
+            text = source.read_text("utf-8")
+            if not re.search(rf"^(async )?def {re.escape(name)}\(", text, re.M):
+                problems.append(f"{block.where}: {path} has no test {name}")
+            elif f'"{block.mark}"' not in text:
+                problems.append(f"{block.where}: {path} never asks for the blocks of {block.mark!r}")
+    assert not problems, "\n".join(problems)
 
 
 def normalise(text: str) -> str:
-    text = re.sub(r"^date: .*$", "date: <date>", text, flags=re.M)
+    text = docrun.normalise(text)
     text = re.sub(r'(\.)[0-9a-f]{8}(-reset)?"', r'\1<epoch>\2"', text)  # the ETag's per-run epoch
-    text = re.sub(r"curl/[0-9.]+", "curl/<version>", text)
     return text
-
-
-@pytest.mark.parametrize("page", [PAGE, CONFIGURE], ids=lambda p: p.name)
-def test_every_block_runs_or_says_why_not(page: Path) -> None:
-    found = blocks(page)
-    assert found
-    for skip, pairs in found:
-        assert pairs, "an empty console block"
-        if skip is not None:
-            assert len(skip) > 10  # a reason, not a bare marker
 
 
 @pytest.mark.asyncio
@@ -118,13 +115,11 @@ async def test_demo_page_commands(tmp_path: Path) -> None:
 
     ran = 0
     try:
-        for skip, pairs in blocks():
-            if skip is not None:
-                continue
-            for command, expected in pairs:
-                if "(not run here:" in command:
+        for block in docrun.claimed(DEMO_TEST):
+            for step in block.commands:
+                if NOT_HERE.search(step.comment):
                     continue
-                command = this_run(command)
+                command, expected = this_run(step.text), step.output
                 if "If-None-Match" in command:
                     # The ETag carries a per-run epoch: ask for this run's, as a client would have.
                     url = re.search(r"'(http://[^']+)'", command)
@@ -162,13 +157,11 @@ async def test_configure_page_commands(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(DOCS.parent)}
     ran = 0
     try:
-        for skip, pairs in blocks(CONFIGURE):
-            if skip is not None:
-                continue
-            for command, expected in pairs:
+        for block in docrun.claimed(CONFIGURE_TEST):
+            for step in block.commands:
                 # `python -m rawrt` is the same program as the `rawrt` script (prog "rawrt"), wherever pip
                 # put the script; the port the page says is in use is one this test holds.
-                command = command.split("  #")[0].strip()
+                command, expected = step.text, step.output
                 command = re.sub(r"^rawrt ", f"{sys.executable} -m rawrt ", command)
                 command = command.replace("--port 8000", f"--port {port}")
                 proc = await asyncio.create_subprocess_exec(
