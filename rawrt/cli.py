@@ -193,8 +193,9 @@ def _fail(prog: str, message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of ``rawrt`` and ``python -m rawrt``."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: ``serve``, ``demo``, ``testee-client``, ``compare`` and ``experiment`` (the doc tests
+    parse every ``rawrt`` command the docs show with it)."""
     parser = _Parser(prog="rawrt", description=__doc__.split("\n\n")[0])
     shown_version = f"rawrt {version()}"
     parser.add_argument("--version", action="version", version=shown_version)
@@ -217,6 +218,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "experiment", help="run one of the protocol lab's experiments: rawrt experiment NAME [URL]"
     )
     _experiment_arguments(p_experiment)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``rawrt`` and ``python -m rawrt``."""
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     if args.command == "experiment":

@@ -182,16 +182,19 @@ def extras() -> dict[str, list[str]]:
 
 def check_pip_install(command: str) -> None:
     """A page's ``pip install`` is not run here (tests make no traffic beyond loopback; .ci/run installs
-    ``.[test]``): check that it installs this checkout, that the extras it names exist, and that what they
-    bring is installed in the venv the tests run in, so the page's command gives the reader what it says."""
+    ``.[test]``): check that it installs this checkout (``.``, ``-e .``) or adds extras to the rawrt already
+    installed from it (``'rawrt[redis]'``: rawrt is not on PyPI, pip takes the installed one), that the extras
+    it names exist, and that what they bring is installed in the venv the tests run in."""
     words = shlex.split(command)
     assert words[:2] == ["pip", "install"], command
     targets = [w for w in words[2:] if not w.startswith("-")]
     assert len(targets) == 1, command
     target = targets[0]
-    assert re.fullmatch(r"\.(\[[a-z0-9,]+\])?", target), f"{command!r}: install this checkout, not {target!r}"
+    match = re.fullmatch(r"(\.|rawrt)(\[[a-z0-9,]+\])?", target)
+    assert match, f"{command!r}: install this checkout, not {target!r}"
+    assert match.group(1) == "." or match.group(2), f"{command!r}: rawrt is not on PyPI: install '.'"
     known = extras()
-    for extra in re.findall(r"[a-z0-9]+", target[1:]):
+    for extra in re.findall(r"[a-z0-9]+", match.group(2) or ""):
         assert extra in known, f"{command!r}: setup.cfg has no extra {extra!r}"
         for requirement in known[extra]:
             name = re.split(r"[<>=!~ \[]", requirement)[0]
