@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 
 from . import __version__
 from .app import App
-from .config import Config, ConfigError
+from .config import Config, ConfigError, without_password
 from .config import add_arguments as add_server_arguments
 from .hub import Hub
 from .hub.backends import ENV_VAR as HUB_ENV_VAR
@@ -110,7 +110,7 @@ def _install_loop(choice: str) -> str:
         except ImportError:
             if choice == "uvloop":
                 raise ConfigError(
-                    "--loop uvloop: uvloop is not installed (pip install 'rawrt[uvloop]')"
+                    "--loop uvloop: uvloop is not installed (pip install '.[uvloop]' in rawrt's checkout)"
                 ) from None
             return "asyncio"
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
@@ -387,7 +387,7 @@ def _supervise(config: Config, banner: str, argv: list[str]) -> int:
         pids = ", ".join(map(str, supervisor.pids()))
         print(
             f"{banner} listening on {where} (loop: {loop_name}), {config.workers} workers (pids {pids}), "
-            f"hub {config.effective_hub().rpartition('@')[2]}",
+            f"hub {without_password(config.effective_hub())}",
             flush=True,
         )
 
@@ -404,6 +404,8 @@ def _loop_name(choice: str) -> str:
         return "asyncio"
     if importlib.util.find_spec("uvloop") is None:
         if choice == "uvloop":
-            raise ConfigError("--loop uvloop: uvloop is not installed (pip install 'rawrt[uvloop]')")
+            raise ConfigError(
+                "--loop uvloop: uvloop is not installed (pip install '.[uvloop]' in rawrt's checkout)"
+            )
         return "asyncio"
     return "uvloop"

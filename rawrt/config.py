@@ -36,7 +36,15 @@ from .hub.backends import hub_url_problem
 from .limits import DEFAULT_LIMITS, Limits
 from .server.channel import ACCESS_LOG_FIELDS
 
-__all__ = ["Config", "ConfigError", "add_arguments", "parse_limit", "parse_port", "parse_size"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "add_arguments",
+    "parse_limit",
+    "parse_port",
+    "parse_size",
+    "without_password",
+]
 
 
 class ConfigError(Exception):
@@ -184,7 +192,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--hub",
         metavar="URL",
         help="the hub's backend: memory, or redis://HOST:PORT/DB shared by every worker and node "
-        "(pip install 'rawrt[redis]'); default: $RAWRT_HUB, else memory",
+        "(the redis extra: pip install '.[redis]' in rawrt's checkout); default: $RAWRT_HUB, else memory",
     )
     add(
         "--workers",
@@ -378,10 +386,13 @@ def _check_hub(url: str) -> None:
     if problem is not None:
         raise ConfigError(problem)
     if url != "memory" and importlib.util.find_spec("redis") is None:
-        raise ConfigError(f"--hub {_without_password(url)!r} needs redis-py: pip install 'rawrt[redis]'")
+        raise ConfigError(
+            f"--hub {without_password(url)!r} needs redis-py: pip install '.[redis]' in rawrt's checkout"
+        )
 
 
-def _without_password(url: str) -> str:
+def without_password(url: str) -> str:
+    """A hub URL as logs and banners show it: ``redis://:secret@host/0`` -> ``redis://host/0``."""
     scheme, sep, rest = url.partition("://")
     return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else url
 

@@ -12,8 +12,9 @@ have to wait on another machine, so a transport's data path is one straight line
 3. ``backend.start()`` / ``backend.close()``: add them to ``App.on_startup`` / ``App.on_shutdown``.
 
 :func:`open_backend` picks one from a URL: ``memory``, or ``redis://``, ``rediss://``, ``unix://`` (the
-``rawrt[redis]`` extra). Without a URL it reads the ``RAWRT_HUB`` environment variable (which
-``rawrt serve --hub URL`` sets, so that every worker and the user's app see it), else ``memory``.
+``redis`` extra: ``pip install '.[redis]'`` in rawrt's checkout). Without a URL it reads the ``RAWRT_HUB``
+environment variable (which ``rawrt serve --hub URL`` sets, so that every worker and the user's app see
+it), else ``memory``.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def open_backend(url: str | None = None, limits: Limits = DEFAULT_LIMITS) -> Bac
 
     Raises:
         ValueError: the URL names no backend.
-        ImportError: a Redis URL without the ``rawrt[redis]`` extra installed (the message says so).
+        ImportError: a Redis URL without the ``redis`` extra installed (the message says so).
     """
     if url is None:
         url = os.environ.get(ENV_VAR) or "memory"
@@ -90,7 +91,9 @@ def open_backend(url: str | None = None, limits: Limits = DEFAULT_LIMITS) -> Bac
     except ModuleNotFoundError as exc:
         if exc.name is None or not exc.name.startswith("redis"):
             raise
+        scheme, sep, rest = url.partition("://")
+        shown = f"{scheme}{sep}{rest.rpartition('@')[2]}"  # never the password
         raise ImportError(
-            f"--hub {url.split('@')[-1]!r} needs redis-py: pip install 'rawrt[redis]'"
+            f"--hub {shown!r} needs redis-py: pip install '.[redis]' in rawrt's checkout"
         ) from None
     return RedisBackend(url, limits=limits)

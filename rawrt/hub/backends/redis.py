@@ -1,7 +1,7 @@
 """The Redis backend: each channel is a Redis stream, so every node (and every restart) shares one numbering.
 
-``pip install 'rawrt[redis]'`` (redis-py's asyncio client). docs/topics/hub-redis.md tells the whole design;
-in short:
+``pip install '.[redis]'`` in rawrt's checkout (redis-py's asyncio client). docs/topics/hub-redis.md tells
+the whole design; in short:
 
 Ids. A channel's events are the entries of the stream ``rawrt:{C}``, and an event's id is its entry id
 ``<ms>-<seq>`` mapped to ``ms * 1024 + seq`` (:mod:`rawrt.hub.ids`): every node hands out the same id for
