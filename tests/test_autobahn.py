@@ -38,8 +38,8 @@ ACCEPTED_CLOSE = frozenset({"OK", "INFORMATIONAL"})
 
 #: The page's commands (docs/conformance.md's and docs/websocket.md's claimed blocks) the slow tests run:
 #: the role, the cases the selection holds, and the bound on the run. Measured on 2 cores: all 517 cases
-#: take ~4.5 min as server and ~7.5 min as client, sections 1-11 ~10 s. The bounds leave room for a loaded
-#: CI machine, not for a hang.
+#: take 251 s as server and 331 s as client (~4.5 and ~7.5 min loaded), sections 1-11 8 s. The bounds leave
+#: room for a loaded CI machine, not for a hang.
 PAGE_RUNS = {
     "python fuzz/autobahn/run_server.py": ("server", 517, 1800.0),
     "python fuzz/autobahn/run_client.py": ("client", 517, 1800.0),
