@@ -1,12 +1,14 @@
 """The Autobahn TestSuite (through kosoku) against rawrt's server and client (STYLE §8).
 
-Each test runs ``fuzz/autobahn/run_server.py`` or ``run_client.py`` in a subprocess, bounded by a timeout,
-with the reports in a temporary directory, then reads the reports' ``index.json`` and fails listing every
-case whose verdict is not OK, NON-STRICT or INFORMATIONAL (or whose closing handshake is not OK or
-INFORMATIONAL). Sections 1-11 take seconds each role; sections 12-13 (permessage-deflate, 216 cases of up to
-1,000 compressed messages) take minutes. All of them are the conformance run, marked ``slow``: left out of
-the default test command (which must stay within two minutes on two cores) and run by
-``pytest -m slow``, which CI runs too. ``TestClientClosesTCPLast`` is quick and stays in the default run.
+The slow tests are the commands docs/conformance.md shows (and docs/websocket.md, the server run): each of
+them, read from the page, runs ``fuzz/autobahn/run_server.py`` or ``run_client.py`` with the reports in a
+temporary directory (``-o``), bounded by a timeout, then reads the reports' ``index.json`` and fails
+listing every case whose verdict is not OK, NON-STRICT or INFORMATIONAL (or whose closing handshake is not
+OK or INFORMATIONAL). Sections 1-11 take seconds each role; sections 12-13 (permessage-deflate, 216 cases
+of up to 1,000 compressed messages) take minutes. They are the conformance run, marked ``slow``: left out
+of the default test command (which must stay within a few minutes on two cores) and run by
+``python -bb -X dev -m pytest -m slow``, which CI runs too. ``TestClientClosesTCPLast`` is quick and stays
+in the default run.
 
 kosoku only judges what the peer *received and echoed*; the frames rawrt sends are checked byte for byte
 in ``tests/sansio/`` (``test_frames.py`` and the connection tests).
@@ -18,58 +20,75 @@ import asyncio
 import base64
 import hashlib
 import json
-import subprocess
-import sys
+import re
+import shlex
 from pathlib import Path
 
+import docrun
 import pytest
 
 from rawrt.websocket import connect
 
 TIMEOUT = 5.0
 ROOT = Path(__file__).resolve().parents[1]
-AUTOBAHN = ROOT / "fuzz" / "autobahn"
 
 #: Verdicts that pass, on the message exchange and on the closing handshake.
 ACCEPTED = frozenset({"OK", "NON-STRICT", "INFORMATIONAL"})
 ACCEPTED_CLOSE = frozenset({"OK", "INFORMATIONAL"})
 
-#: Case counts in kosoku's suite: sections 1-11 and 12-13.
-FAST_SELECTION = ["-x", "12.*", "-x", "13.*"]
-FAST_CASES = 301
-SLOW_SELECTION = ["-i", "12.*", "-i", "13.*"]
-SLOW_CASES = 216
+#: The page's commands (docs/conformance.md's and docs/websocket.md's claimed blocks) the slow tests run:
+#: the role, the cases the selection holds, and the bound on the run. Measured on 2 cores: all 517 cases
+#: take 251 s as server and 331 s as client (~4.5 and ~7.5 min loaded), sections 1-11 8 s. The bounds leave
+#: room for a loaded CI machine, not for a hang.
+PAGE_RUNS = {
+    "python fuzz/autobahn/run_server.py": ("server", 517, 1800.0),
+    "python fuzz/autobahn/run_client.py": ("client", 517, 1800.0),
+    "python fuzz/autobahn/run_server.py -x '12.*' -x '13.*'": ("server", 301, 300.0),
+}
+PAGE_TEST = "tests/test_autobahn.py::test_autobahn_page_commands"
+CONFORMANCE = ROOT / "docs" / "conformance.md"
+#: A row of the runners' table: section, name, cases, the verdicts' counts, not passed, case time.
+ROW = re.compile(r"^(\d+) +(\S.*?) +(\d+)(?: +\d+){7} +(\d+) +[\d.]+$", re.M)
 
-#: Bounds on a whole run. Measured on 2 cores: sections 1-11 take ~10 s per role; sections 12-13 take ~3.5
-#: min as server and ~7 min as client. The bounds leave room for a loaded CI machine, not for a hang.
-FAST_TIMEOUT = 300.0
-SLOW_TIMEOUT = 1500.0
+
+def test_page_commands_are_the_slow_runs() -> None:
+    """Every command of the claimed blocks is one of ``PAGE_RUNS``, so one case of the slow
+    ``test_autobahn_page_commands`` runs it (a page's new command fails here, in the default run)."""
+    commands = {command.text for block in docrun.claimed(PAGE_TEST) for command in block.commands}
+    assert commands == PAGE_RUNS.keys()
 
 
-def run_autobahn(role: str, selection: list[str], expected: int, outdir: Path, timeout: float) -> None:
-    """Run ``run_<role>.py`` with ``selection``; fail listing every case that did not pass."""
-    script = AUTOBAHN / f"run_{role}.py"
-    # The script's own bound is tighter, so on a hang it stops its children and still reports.
-    command = [
-        sys.executable,
-        str(script),
-        *selection,
-        "-p",
-        "2",
-        "-o",
-        str(outdir),
-        "--timeout",
-        str(timeout - 60),
-    ]
-    try:
-        proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(
-            f"{script.name} did not finish within {timeout:.0f} s\n{_text(exc.stdout)}{_text(exc.stderr)}"
-        )
-    output = f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr[-4000:]}"
+def page_table(role: str) -> dict[str, tuple[str, int]]:
+    """The page's results table for ``role``: section -> (name, cases)."""
+    text = CONFORMANCE.read_text("utf-8")
+    heading = text.index(f"### {role.capitalize()} (")
+    table = text[heading : text.index("| **all** |", heading)]
+    rows = re.findall(r"^\| (\d+) \| ([^|]+?) \| (\d+) \|", table, re.M)
+    return {section: (name, int(cases)) for section, name, cases in rows}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", list(PAGE_RUNS), ids=lambda c: c.removeprefix("python fuzz/autobahn/"))
+@pytest.mark.asyncio
+async def test_autobahn_page_commands(command: str, tmp_path: Path) -> None:
+    """The page's command, with the reports in a temporary directory; every case must pass, and the
+    runner's table is the page's (its sections, their names and case counts; none not passed)."""
+    role, expected, timeout = PAGE_RUNS[command]
+    blocks = [block for block in docrun.claimed(PAGE_TEST) if command in (c.text for c in block.commands)]
+    comments = {c.comment for block in blocks for c in block.commands if c.text == command}
+    for comment in comments:
+        claimed = re.search(r"all (\d+) cases", comment)
+        assert claimed is None or int(claimed.group(1)) == expected, comment
+    shell = docrun.Shell(ROOT)
+    # The runner's own bound is tighter, so on a hang it stops its children and still reports.
+    result = await shell.run(
+        f"{command} -o {shlex.quote(str(tmp_path))} --timeout {timeout - 60:.0f}",
+        timeout=timeout,
+        check=False,
+    )
+    output = f"--- stdout\n{result.out}\n--- stderr\n{result.err[-4000:]}"
     verdicts: dict[str, tuple[str, str]] = {}
-    for index in sorted(outdir.rglob("index.json")):
+    for index in sorted(tmp_path.rglob("index.json")):
         for cases in json.loads(index.read_text("utf-8")).values():
             for case_id, entry in cases.items():
                 verdicts[case_id] = (entry["behavior"], entry["behaviorClose"])
@@ -82,31 +101,25 @@ def run_autobahn(role: str, selection: list[str], expected: int, outdir: Path, t
         failures
     )
     assert len(verdicts) == expected, f"{len(verdicts)} cases reported, expected {expected}\n{output}"
-    assert proc.returncode == 0, f"{script.name} exited with {proc.returncode}\n{output}"
+    assert result.code == 0, f"exit status {result.code}\n{output}"
+    # "Each runner prints the table above": the page's rows for the sections the selection holds.
+    printed = {section: (name, int(cases)) for section, name, cases, _ in ROW.findall(result.out)}
+    page = page_table(role)
+    assert printed == {section: page[section] for section in printed}, output
+    assert sum(cases for _, cases in printed.values()) == expected, output
+    assert all(not_passed == "0" for *_, not_passed in ROW.findall(result.out)), output
+    if any("(seconds)" in comment for comment in comments):
+        took = float(only(re.search(r" cases in ([\d.]+) s$", result.out, re.M)))
+        assert took < 120, f"{took} s, not seconds\n{output}"
 
 
-def _text(data: bytes | str | None) -> str:
-    if isinstance(data, bytes):
-        return data.decode("utf-8", "replace")
-    return data or ""
+def only(found: re.Match[str] | None) -> str:
+    assert found is not None
+    return found.group(1)
 
 
 def _key(case_id: str) -> tuple[int, ...]:
     return tuple(int(part) for part in case_id.split("."))
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("role", ["server", "client"])
-def test_sections_1_to_11(role: str, tmp_path: Path) -> None:
-    """Framing, pings, reserved bits, opcodes, fragmentation, UTF-8, close, limits, misc (301 cases)."""
-    run_autobahn(role, FAST_SELECTION, FAST_CASES, tmp_path, FAST_TIMEOUT)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("role", ["server", "client"])
-def test_sections_12_13_compression(role: str, tmp_path: Path) -> None:
-    """permessage-deflate: payload kinds and sizes (12.x), negotiated parameters (13.x) (216 cases)."""
-    run_autobahn(role, SLOW_SELECTION, SLOW_CASES, tmp_path, SLOW_TIMEOUT)
 
 
 class TestClientClosesTCPLast:
