@@ -27,11 +27,11 @@ from typing import Any, NoReturn
 
 from . import __version__
 from .app import App
-from .config import Config, ConfigError, without_password
+from .config import Config, ConfigError
 from .config import add_arguments as add_server_arguments
 from .hub import Hub
 from .hub.backends import ENV_VAR as HUB_ENV_VAR
-from .hub.backends import MemoryBackend
+from .hub.backends import MemoryBackend, without_password
 from .server import Server, serve
 from .testee import add_arguments as add_testee_arguments
 from .testee import run_from_args as run_testee

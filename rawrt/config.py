@@ -32,19 +32,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .hub.backends import ENV_VAR as HUB_ENV_VAR
-from .hub.backends import hub_url_problem
+from .hub.backends import hub_url_problem, without_password
 from .limits import DEFAULT_LIMITS, Limits
 from .server.channel import ACCESS_LOG_FIELDS
 
-__all__ = [
-    "Config",
-    "ConfigError",
-    "add_arguments",
-    "parse_limit",
-    "parse_port",
-    "parse_size",
-    "without_password",
-]
+__all__ = ["Config", "ConfigError", "add_arguments", "parse_limit", "parse_port", "parse_size"]
 
 
 class ConfigError(Exception):
@@ -389,12 +381,6 @@ def _check_hub(url: str) -> None:
         raise ConfigError(
             f"--hub {without_password(url)!r} needs redis-py: pip install '.[redis]' in rawrt's checkout"
         )
-
-
-def without_password(url: str) -> str:
-    """A hub URL as logs and banners show it: ``redis://:secret@host/0`` -> ``redis://host/0``."""
-    scheme, sep, rest = url.partition("://")
-    return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else url
 
 
 def _load_log_config(path: str) -> None:

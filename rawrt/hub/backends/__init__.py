@@ -27,7 +27,7 @@ from rawrt.limits import DEFAULT_LIMITS, Limits
 from ..core import Event, Hub
 from .memory import MemoryBackend
 
-__all__ = ["Backend", "MemoryBackend", "open_backend", "hub_url_problem", "ENV_VAR"]
+__all__ = ["Backend", "MemoryBackend", "open_backend", "hub_url_problem", "without_password", "ENV_VAR"]
 
 #: The environment variable naming the hub when no URL is given.
 ENV_VAR = "RAWRT_HUB"
@@ -72,6 +72,12 @@ def hub_url_problem(url: str) -> str | None:
     return f"--hub must be 'memory' or a redis://, rediss:// or unix:// URL, not {url[:80]!r}"
 
 
+def without_password(url: str) -> str:
+    """A hub URL as logs, banners and errors show it: ``redis://:secret@host/0`` -> ``redis://host/0``."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else url
+
+
 def open_backend(url: str | None = None, limits: Limits = DEFAULT_LIMITS) -> Backend:
     """The backend ``url`` names (module docstring); not started yet.
 
@@ -91,9 +97,7 @@ def open_backend(url: str | None = None, limits: Limits = DEFAULT_LIMITS) -> Bac
     except ModuleNotFoundError as exc:
         if exc.name is None or not exc.name.startswith("redis"):
             raise
-        scheme, sep, rest = url.partition("://")
-        shown = f"{scheme}{sep}{rest.rpartition('@')[2]}"  # never the password
         raise ImportError(
-            f"--hub {shown!r} needs redis-py: pip install '.[redis]' in rawrt's checkout"
+            f"--hub {without_password(url)!r} needs redis-py: pip install '.[redis]' in rawrt's checkout"
         ) from None
     return RedisBackend(url, limits=limits)
