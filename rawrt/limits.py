@@ -50,6 +50,12 @@ class Limits:
     #: Longest pause between two reads of a body in progress. Crossing it: the connection is closed (408 when
     #: no response has started). 30 s is Apache's body read timeout order of magnitude.
     body_timeout: float | None = 30.0
+    #: Slowest body a client may send, in bytes per second, once ``body_timeout`` has gone by: a body's
+    #: reads may wait ``body_timeout`` in all, plus one second for every ``body_min_rate`` bytes it has sent
+    #: (Apache's ``RequestReadTimeout body=...,MinRate=500``). Without it, a byte sent just inside each
+    #: ``body_timeout`` would hold a connection (and its handler) for days. Crossing it: as ``body_timeout``.
+    #: Needs ``body_timeout`` (with ``body_timeout=None`` no body read is bounded).
+    body_min_rate: int | None = 500
     #: Idle time allowed between keep-alive requests. Crossing it: close without a response. 5 s is
     #: hypercorn's and uvicorn's ``keep_alive_timeout``.
     keep_alive_timeout: float | None = 5.0

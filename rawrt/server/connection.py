@@ -37,7 +37,7 @@ from ..sansio.h2.frames import PrefaceMatch, match_preface
 from ..sansio.headers import Headers
 from ..websocket import WebSocket
 from ..websocket.handover import ByteStream, Handover
-from .body import RequestBody
+from .body import BodyPace, RequestBody
 from .channel import ClientGone, ServerSide, access_log, error_log
 from .dates import http_date
 from .h2 import H2Session
@@ -326,6 +326,8 @@ class ServerConnection(Streaming, RequestBody):
                     assert type(conn) is http11.HeadKeepingConnection
                     self.tap = tapper(request, conn.head)
                     conn.head = b""
+                if event.content_length != 0:  # a body on its way: a fresh account of its reads' waits
+                    self.pace = BodyPace()
                 resolved = app.resolve(request.method, request.path, event.upgrade is not None)
                 if resolved.params is not None:
                     request.path_params = resolved.params

@@ -47,6 +47,7 @@ from ..sansio.h2.connection import (
 from ..sansio.h2.frames import ErrorCode
 from ..sansio.headers import HeaderList, Headers
 from ..websocket.handover import ByteStream
+from .body import BodyPace
 from .channel import ClientGone, ServerSide, access_log, error_log, write_access_log
 from .dates import http_date
 from .h2_websocket import StreamTransport, serve_websocket
@@ -104,6 +105,7 @@ class _Stream:
         "started",
         "answered",
         "tunnel",
+        "pace",
     )
 
     def __init__(
@@ -118,6 +120,7 @@ class _Stream:
         self.ended = ended
         self.trailers: HeaderList = []
         self.arrived = asyncio.Event()
+        self.pace = BodyPace()  # the body's waits (body_timeout, body_min_rate), as over HTTP/1.1
         self.gone = False  # reset by either side, or the connection is lost
         self.gone_event = asyncio.Event()
         #: Response DATA waiting for flow-control window, sent in order by pump().
@@ -142,11 +145,16 @@ class _Stream:
             if self.gone:
                 raise ClientGone
             self.arrived.clear()
+            pace, loop = self.pace, asyncio.get_running_loop()
+            began = loop.time()
             try:
-                await asyncio.wait_for(self.arrived.wait(), session.limits.body_timeout)
+                await asyncio.wait_for(self.arrived.wait(), pace.next_wait(session.limits))
             except (TimeoutError, asyncio.TimeoutError):
-                raise ProtocolError("request body stalled", status_hint=408) from None
+                pace.account(loop.time() - began, 0)
+                raise pace.error(session.limits, ProtocolError) from None
+            pace.account(loop.time() - began, 0)
         chunk = self.body.popleft()
+        self.pace.account(0.0, len(chunk))
         # Consumed: the client may send this much more (§6.9). Given back here, not on arrival, so that a
         # handler that does not read holds at most one window of this stream's body.
         session.conn.acknowledge_received_data(self.stream_id, len(chunk))

@@ -5,6 +5,7 @@ and checks the answer (an abort, a 503, a shed connection) and that the memory o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import socket
 import time
@@ -329,3 +330,94 @@ class TestResetDuringHandler:
             loop.close()
         errors = [r for r in caplog.records if r.levelname == "ERROR"]
         assert errors == [], [r.getMessage() for r in errors]
+
+
+# ------------------------------------------------------------------ a body trickled under the minimum rate
+
+
+def body_app(read: list[int]) -> App:
+    app = App()
+
+    @app.post("/upload", max_body_size=1 * MiB)
+    async def upload(request: Request) -> Response:
+        body = await request.body()
+        read.append(len(body))
+        return Response.text(f"{len(body)} bytes")
+
+    return app
+
+
+@contextlib.asynccontextmanager
+async def trickling(c: Client) -> AsyncIterator[None]:
+    """Send a byte every 0.1 s (10 bytes/s), each pause well inside the tests' body_timeout, until the
+    server stops reading."""
+
+    async def trickle() -> None:
+        with contextlib.suppress(ConnectionError):
+            while True:
+                await c.send(b"x")
+                await asyncio.sleep(0.1)
+
+    task = asyncio.get_running_loop().create_task(trickle())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+class TestBodyMinRate:
+    """``Limits.body_min_rate``: a body sent a byte at a time, each byte well inside ``body_timeout``, is cut
+    off once its reads have waited ``body_timeout`` plus a second per ``body_min_rate`` bytes (408 and
+    close, the slot freed); a slow body above the rate is read whole."""
+
+    #: A pause between bytes of 0.1 s never crosses body_timeout (0.4 s): only the rate can stop it.
+    LIMITS = Limits(body_timeout=0.4, body_min_rate=100)
+
+    @pytest.mark.asyncio
+    async def test_a_trickled_body_gets_408(self) -> None:
+        read: list[int] = []
+        async with running(body_app(read), self.LIMITS) as server, client(server) as c:
+            await c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+            start = time.monotonic()
+            async with trickling(c):
+                response = await c.read_response()
+            took = time.monotonic() - start
+            assert response.status == 408
+            assert response.header(b"connection") == b"close"
+            assert b"request body too slow" in response.body and b"body_min_rate" in response.body
+            # Waits allowed: 0.4 s + 1 s per 100 bytes; at 10 bytes/s that runs out at ~0.45 s. Far below
+            # what body_timeout alone would allow (forever, as no pause reaches 0.4 s).
+            assert 0.35 < took < 3.0, took
+            # The server closes (after its lingering close, RFC 9112 §9.6, which a closing client ends).
+            await c.close()
+            await wait_for(lambda: not server.connections)
+        assert read == []  # the handler never got a truncated body
+
+    @pytest.mark.asyncio
+    async def test_a_slow_body_above_the_rate_is_read_whole(self) -> None:
+        read: list[int] = []
+        async with running(body_app(read), self.LIMITS) as server, client(server) as c:
+            await c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 400\r\n\r\n")
+            for _ in range(10):  # 40 bytes every 0.1 s: 400 bytes/s, four times the minimum, for 1 s
+                await c.send(b"y" * 40)
+                await asyncio.sleep(0.1)
+            response = await c.read_response()
+            assert (response.status, response.body) == (200, b"400 bytes")
+        assert read == [400]
+
+    @pytest.mark.asyncio
+    async def test_an_unread_body_is_drained_under_the_same_bound(self) -> None:
+        # No route reads it (404): the body is read and dropped before the next request, bounded alike;
+        # then the server half-closes (its lingering close), which the client reads as the end.
+        async with running(body_app([]), self.LIMITS) as server, client(server) as c:
+            await c.send(b"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+            response = await c.read_response()
+            assert response.status == 404
+            start = time.monotonic()
+            async with trickling(c):
+                await c.assert_closed()
+            assert time.monotonic() - start < 3.0
+            await c.close()
+            await wait_for(lambda: not server.connections)

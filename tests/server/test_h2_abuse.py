@@ -10,6 +10,7 @@ PINGs or SETTINGS and never reads the answers, and a peer that never opens its f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 
 import pytest
@@ -104,3 +105,30 @@ async def test_streams_past_the_rate_are_refused() -> None:
         # A second later the connection may open streams again.
         await asyncio.sleep(1.05)
         assert await c.response(c.request("GET", "/hello")) == (200, b"Hello, world!")
+
+
+@pytest.mark.asyncio
+async def test_a_body_trickled_under_the_minimum_rate_gets_408_alone() -> None:
+    # As over HTTP/1.1 (test_abuse_http.TestBodyMinRate): each DATA frame comes well inside body_timeout,
+    # but at 10 bytes/s against a minimum of 100 the stream's reads run out of time after ~0.45 s. The
+    # stream is answered 408; the connection, and its other streams, go on.
+    limits = Limits(body_timeout=0.4, body_min_rate=100)
+    async with serving(limits=limits) as server, client(server) as c:
+        slow = c.conn.get_next_available_stream_id()
+        headers = [(":method", "POST"), (":scheme", "http"), (":authority", "test"), (":path", "/echo")]
+        c.conn.send_headers(slow, [*headers, ("content-length", "100000")])
+        c.flush()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while slow not in c.ended and slow not in c.reset:
+            assert loop.time() - started < TIMEOUT, "the trickled stream was never cut off"
+            c.conn.send_data(slow, b"x")
+            c.flush()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(c.until(lambda: slow in c.ended or slow in c.reset), 0.1)
+        took = loop.time() - started
+        status, body = await c.response(slow)
+        assert status == 408 and b"request body too slow" in body, (status, body)
+        assert 0.35 < took < 3.0, took
+        assert await c.response(c.request("GET", "/hello")) == (200, b"Hello, world!")
+        assert len(server.connections) == 1
