@@ -277,7 +277,7 @@ def main() -> None:
             "transports",
             f"""## The four transports: delivery latency, requests, bytes (`benchmarks/bench_transports.py`)
 
-Measured by `rawrt compare`'s clients (`rawrt/compare.py`, [howto/compare.md](howto/compare.md)), run by
+Measured by `rawrt compare`'s clients (`rawrt/compare/`, [howto/compare.md](howto/compare.md)), run by
 this wrapper for {args.rounds} rounds: rawrt's demo on {args.loop} pinned to core 0; {args.clients} clients
 per transport (asyncio protocols reading with rawrt's sans-IO response, SSE and WebSocket parsers) and the
 publisher in one process on {args.loop}, pinned to core 1. One event every {args.interval_ms:g} ms for

@@ -16,7 +16,7 @@ import argparse
 import asyncio
 import secrets
 
-from .compare import CompareError, DemoProcess, Target, parse_url
+from .compare.target import CompareError, DemoProcess, Target, parse_url
 from .lab.experiments import Exchange, ExperimentError, SSEResume, expect_continue, sse_resume
 
 __all__ = ["add_arguments", "main", "format_expect_continue", "format_sse_resume"]

@@ -51,7 +51,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "rawrt",
             "rawrt.__main__",
             "rawrt.cli",
-            "rawrt.compare",
+            "rawrt.compare.*",
             "rawrt.config",
             "rawrt.demo",
             "rawrt.experiment",

@@ -1,4 +1,4 @@
-"""``rawrt compare`` (``rawrt/compare.py``): the real command in a subprocess, kept short.
+"""``rawrt compare`` (``rawrt/compare/``): the real command in a subprocess, kept short.
 
 One run starts its own demo (``--clients 5 --seconds 2``, the slowest: short polling waits for its last
 poll) and writes the SVG; it runs in the background while the other tests run. The URL runs point at an
