@@ -232,6 +232,22 @@ class Background:
     def output(self) -> str:
         return self.out.read_text("utf-8", "replace") + self.err.read_text("utf-8", "replace")
 
+    async def wait_for(
+        self, pattern: str, *, stdout: bool = False, timeout: float = TIMEOUT
+    ) -> re.Match[str]:
+        """The first match of ``pattern`` (a regular expression, ``^``/``$`` per line) in what the job printed
+        (stdout only, or stdout then stderr), once it is there; fails when the job exits first or after
+        ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.out.read_text("utf-8", "replace") if stdout else self.output()
+            match = re.search(pattern, text, re.M)
+            if match is not None:
+                return match
+            assert self.proc.returncode is None, f"$ {self.command}: exited {self.proc.returncode}\n{text}"
+            assert time.monotonic() < deadline, f"$ {self.command}: no {pattern!r} after {timeout} s\n{text}"
+            await asyncio.sleep(0.05)
+
 
 @dataclass
 class Shell:

@@ -82,18 +82,6 @@ def block(blocks: list[docrun.Block], page: Path, lang: str = "sh", containing: 
     return found
 
 
-async def line(job: docrun.Background, pattern: str, timeout: float = TIMEOUT) -> re.Match[str]:
-    """The first line of a server's output matching ``pattern``, once it is there (bounded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        match = re.search(pattern, job.output(), re.M)
-        if match is not None:
-            return match
-        assert job.proc.returncode is None, f"$ {job.command}: exited\n{job.output()}"
-        assert time.monotonic() < deadline, f"$ {job.command}: no line {pattern!r} in\n{job.output()}"
-        await asyncio.sleep(0.05)
-
-
 async def get(port: int, target: str) -> tuple[int, bytes]:
     """One plain HTTP/1.1 GET (status, body), for checks the pages' commands do not make themselves."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -194,7 +182,7 @@ async def test_readme_first_app(tmp_path: Path) -> None:
         docrun.check_pip_install(install.group(1))
         job = await shell.start(command.text, port=port)
         shell.mark(claimed, command)
-        await line(job, rf"^rawrt listening on http://127\.0\.0\.1:{port}/ \(loop: {LOOP}\)$")
+        await job.wait_for(rf"^rawrt listening on http://127\.0\.0\.1:{port}/ \(loop: {LOOP}\)$")
         assert (await shell.run(f"curl -s http://127.0.0.1:{port}/hello/world")).out == "Hello, world!"
         assert await shell.stop(job) == 0
     finally:
@@ -239,8 +227,7 @@ async def test_redis_hub_demo(tmp_path: Path, redis_server: RedisServer) -> None
         assert command.comment == "two worker processes on one port", command.comment
         job = await shell.start(command.text, port=workers)
         shell.mark(readme, command)
-        banner = await line(
-            job,
+        banner = await job.wait_for(
             rf"^rawrt demo listening on http://127\.0\.0\.1:{workers}/ \(loop: {LOOP}\), 2 workers "
             rf"\(pids (\d+), (\d+)\), hub {re.escape(redis_server.url)}$",
         )
@@ -332,7 +319,7 @@ async def test_scale_out_page(tmp_path: Path) -> None:
         for port in (a, b):
             shell.subs["--host 0.0.0.0 --port 8000"] = f"--host 127.0.0.1 --port {port}"
             job = await shell.start(demo.text, port=port)
-            await line(job, rf"^rawrt demo listening on http://127\.0\.0\.1:{port}/ ")
+            await job.wait_for(rf"^rawrt demo listening on http://127\.0\.0\.1:{port}/ ")
             assert "change-me" not in job.output(), job.output()  # "Logs show it without the password"
         shell.mark(nodes_sh, demo)
         # "Your own application": the page says rawrt/demo.py does exactly what an app on a shared hub must
@@ -349,10 +336,10 @@ async def test_scale_out_page(tmp_path: Path) -> None:
         said = re.search(r"\(`(rawrt listening on [^`]+)`\)", SCALE_OUT.read_text("utf-8"))
         assert said is not None
         expected = docrun.normalise(shell.sub(said.group(1)))
-        banner = (await line(job, r"^rawrt listening on .*$")).group()
+        banner = (await job.wait_for(r"^rawrt listening on .*$")).group()
         assert docrun.like(expected, docrun.normalise(banner)), (expected, banner)
         for n in range(1, 5):  # "each worker's log lines" name it, after the time
-            await line(job, rf"^\S+ \S+ \[worker {n}\] rawrt\.error INFO listening on ")
+            await job.wait_for(rf"^\S+ \S+ \[worker {n}\] rawrt\.error INFO listening on ")
         assert "change-me" not in job.output(), job.output()
 
         # nginx: the page's configuration, its nodes and its port this run's.

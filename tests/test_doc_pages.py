@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import signal
-import time
 from pathlib import Path
 
 import docrun
@@ -46,20 +45,6 @@ def need(*programs: str) -> None:
             if os.environ.get(REQUIRE[name]) == "1":
                 pytest.fail(f"{REQUIRE[name]}=1 but no `{name}` on PATH", pytrace=False)
             pytest.skip(f"no `{name}` on PATH; set {REQUIRE[name]}=1 to fail")
-
-
-async def wait_for_text(
-    job: docrun.Background, pattern: str, timeout: float = docrun.TIMEOUT
-) -> re.Match[str]:
-    """Wait (bounded) until a background command's output matches ``pattern``."""
-    deadline = time.monotonic() + timeout
-    while not (match := re.search(pattern, job.output(), re.M)):
-        assert job.proc.returncode is None, f"$ {job.command}: exited {job.proc.returncode}\n{job.output()}"
-        assert time.monotonic() < deadline, (
-            f"$ {job.command}: no {pattern!r} after {timeout} s\n{job.output()}"
-        )
-        await asyncio.sleep(0.05)
-    return match
 
 
 async def stop(shell: docrun.Shell, job: docrun.Background) -> None:
@@ -259,7 +244,7 @@ async def test_websocket_page_trace(tmp_path: Path) -> None:
         assert docrun.like(client.output, result.out, numbers=True), result  # the ping's round trip varies
         shell.mark(block, client)
         # The server logs its CLOSE before it closes TCP; the client may be done before that line is written.
-        await wait_for_text(job, r"connection closed$")
+        await job.wait_for(r"connection closed$")
         await stop(shell, job)
 
         frames = [
@@ -299,7 +284,7 @@ async def start_any_port(shell: docrun.Shell, command: str) -> tuple[docrun.Back
         )  # fmt: skip
     job = docrun.Background(line, proc, out, err)
     shell.background.append(job)  # shell.close() kills it if the test fails
-    match = await wait_for_text(job, BANNER.pattern)
+    match = await job.wait_for(BANNER.pattern)
     return job, int(match.group(1))
 
 

@@ -52,16 +52,9 @@ def page_ids(text: str, ids: dict[int, int]) -> str:
     return PAGE_ID.sub(lambda m: str(ids[int(m.group())]), text)
 
 
-async def until(job: docrun.Background, want: str, *, stdout: bool = False, timeout: float = TIMEOUT) -> str:
-    """What ``job`` printed (its stdout, or stdout and stderr) once ``want`` is in it (bounded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        text = job.out.read_text("utf-8", "replace") if stdout else job.output()
-        if want in text:
-            return text
-        assert job.proc.returncode is None, f"$ {job.command}: exited {job.proc.returncode}\n{job.output()}"
-        assert time.monotonic() < deadline, f"$ {job.command}: no {want!r} after {timeout} s\n{job.output()}"
-        await asyncio.sleep(0.05)
+async def until(job: docrun.Background, want: str, *, stdout: bool = False) -> str:
+    """What ``job`` printed (its stdout, or stdout and stderr) once the text ``want`` is in it (bounded)."""
+    return (await job.wait_for(re.escape(want), stdout=stdout)).string
 
 
 async def client(shell: docrun.Shell, command: str, server_port: int) -> docrun.Background:
