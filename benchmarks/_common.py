@@ -57,9 +57,19 @@ def wait_port(port: int, timeout: float = 15.0) -> None:
     raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
 
 
-def start_server(argv: Sequence[str], port: int, cwd: Path | None = None) -> subprocess.Popen[bytes]:
+def start_server(
+    argv: Sequence[str], port: int, cwd: Path | None = None, env_path: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a server pinned to SERVER_CPU; ``env_path`` goes first on its PYTHONPATH (this checkout's rawrt
+    for a server started outside it)."""
+    env = None
+    if env_path is not None:
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(env_path), os.environ.get("PYTHONPATH")])),
+        }
     proc = subprocess.Popen(
-        pinned(SERVER_CPU, argv), cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        pinned(SERVER_CPU, argv), cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         wait_port(port)

@@ -1,8 +1,10 @@
 """HTTP/1.1 keep-alive throughput: rawrt's demo ``/hello`` against uvicorn + httptools (a C parser).
 
-Both servers run one process on the same event loop (uvloop), pinned to core 0; wrk (Debian package ``wrk``)
-runs on core 1 with 50 keep-alive connections. The two are alternated ``--rounds`` times and the medians
-compared. Usage::
+A third server is rawrt with a plain ``App`` (the same ``/hello``, no wire tap): the demo sets ``App.tap`` for
+the protocol lab (issue 13), and its untagged requests, wrk's, must cost no more than a plain app's.
+Every server runs one process on the same event loop (uvloop), pinned to core 0; wrk (Debian package ``wrk``)
+runs on core 1 with 50 keep-alive connections. They are alternated ``--rounds`` times (the order rotating)
+and the medians compared. Usage::
 
     python benchmarks/bench_http.py [--rounds 5] [--seconds 5] [--write]
 
@@ -20,6 +22,18 @@ import tempfile
 from pathlib import Path
 
 from _common import CLIENT_CPU, ROOT, free_port, machine, median, pinned, start_server, stop, write_section
+
+#: rawrt without the demo: the same /hello answer (Response.text), no tap, nothing else routed.
+PLAIN_APP = """
+from rawrt import App, Response
+
+app = App()
+
+
+@app.get("/hello")
+async def hello(request):
+    return Response.text("Hello, world!")
+"""
 
 UVICORN_APP = """
 async def app(scope, receive, send):
@@ -60,23 +74,17 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "uv_hello.py").write_text(UVICORN_APP)
-        rawrt_port, uv_port = free_port(), free_port()
+        Path(tmp, "plain_hello.py").write_text(PLAIN_APP)
+        rawrt_port, plain_port, uv_port = free_port(), free_port(), free_port()
+        quiet = ["--loop", "uvloop", "--no-access-log", "--log-level", "warning"]
         rawrt = start_server(
-            [
-                sys.executable,
-                "-m",
-                "rawrt",
-                "demo",
-                "--port",
-                str(rawrt_port),
-                "--loop",
-                "uvloop",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            rawrt_port,
-            cwd=ROOT,
+            [sys.executable, "-m", "rawrt", "demo", "--port", str(rawrt_port), *quiet], rawrt_port, cwd=ROOT
+        )
+        plain = start_server(
+            [sys.executable, "-m", "rawrt", "serve", "plain_hello:app", "--port", str(plain_port), *quiet],
+            plain_port,
+            cwd=Path(tmp),
+            env_path=ROOT,
         )
         uv = start_server(
             [
@@ -86,53 +94,60 @@ def main() -> None:
                 "uv_hello:app",
                 "--port",
                 str(uv_port),
-                "--loop",
-                "uvloop",
                 "--http",
                 "httptools",
-                "--no-access-log",
-                "--log-level",
-                "warning",
+                *quiet,
             ],
             uv_port,
             cwd=Path(tmp),
         )
+        ours: list[float] = []
+        bare: list[float] = []
+        theirs: list[float] = []
+        runs = [(ours, rawrt_port), (bare, plain_port), (theirs, uv_port)]
         try:
-            wrk(rawrt_port, 1, args.connections)  # warm-up
-            wrk(uv_port, 1, args.connections)
-            ours: list[float] = []
-            theirs: list[float] = []
+            for _, port in runs:
+                wrk(port, 1, args.connections)  # warm-up
             for i in range(args.rounds):
-                # Alternate which goes first, so drift in machine load hits both alike.
-                order = [(ours, rawrt_port), (theirs, uv_port)]
-                for results, port in order if i % 2 == 0 else order[::-1]:
+                # Rotate which goes first, so drift in machine load hits all three alike.
+                for results, port in runs[i % 3 :] + runs[: i % 3]:
                     results.append(wrk(port, args.seconds, args.connections))
-                print(f"round {i + 1}: rawrt {ours[-1]:.0f} req/s, uvicorn+httptools {theirs[-1]:.0f} req/s")
+                print(
+                    f"round {i + 1}: rawrt demo {ours[-1]:.0f} req/s, rawrt plain App {bare[-1]:.0f} req/s, "
+                    f"uvicorn+httptools {theirs[-1]:.0f} req/s"
+                )
         finally:
-            stop(rawrt)
-            stop(uv)
+            for server in (rawrt, plain, uv):
+                stop(server)
     ratio = median(ours) / median(theirs)
+    tap = median(ours) / median(bare)
     print(
-        f"median: rawrt {median(ours):.0f} req/s, uvicorn+httptools {median(theirs):.0f} req/s, "
-        f"ratio {ratio:.2f}x"
+        f"median: rawrt demo {median(ours):.0f} req/s, rawrt plain App {median(bare):.0f} req/s, "
+        f"uvicorn+httptools {median(theirs):.0f} req/s; demo/uvicorn {ratio:.2f}x, demo/plain {tap:.2f}x"
     )
     if args.write:
         rows = "\n".join(
-            f"| {i + 1} | {a:.0f} | {b:.0f} | {a / b:.2f} |"
-            for i, (a, b) in enumerate(zip(ours, theirs, strict=True))
+            f"| {i + 1} | {a:.0f} | {p:.0f} | {b:.0f} | {a / b:.2f} | {a / p:.2f} |"
+            for i, (a, p, b) in enumerate(zip(ours, bare, theirs, strict=True))
+        )
+        medians = (
+            f"| **median** | **{median(ours):.0f}** | **{median(bare):.0f}** | **{median(theirs):.0f}** "
+            f"| **{ratio:.2f}x** | **{tap:.2f}x** |"
         )
         write_section(
             "http",
             f"""## HTTP/1.1: `GET /hello`, keep-alive, 50 connections (`benchmarks/bench_http.py`)
 
 rawrt's demo against uvicorn {_version("uvicorn")} with httptools {_version("httptools")} (a C parser) serving
-the same 13-byte body; both on uvloop {_version("uvloop")}, one process pinned to core 0; wrk on core 1;
-{args.rounds} alternated rounds of {args.seconds} s. Machine: {machine()}.
+the same 13-byte body, and against rawrt serving a plain `App` with the same `/hello` (no wire tap: the
+demo sets `App.tap` for the protocol lab, and wrk's requests are untagged, so the last column is what the
+tap costs a request that is not a lab page's); all on uvloop {_version("uvloop")}, one process pinned to
+core 0; wrk on core 1; {args.rounds} rounds of {args.seconds} s, the order rotating. Machine: {machine()}.
 
-| round | rawrt req/s | uvicorn+httptools req/s | ratio |
-|---|---|---|---|
+| round | rawrt demo req/s | rawrt plain App req/s | uvicorn+httptools req/s | demo / uvicorn | demo / plain |
+|---|---|---|---|---|---|
 {rows}
-| **median** | **{median(ours):.0f}** | **{median(theirs):.0f}** | **{ratio:.2f}x** |
+{medians}
 """,
         )
 
