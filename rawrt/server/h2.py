@@ -120,7 +120,9 @@ class _Stream:
         self.ended = ended
         self.trailers: HeaderList = []
         self.arrived = asyncio.Event()
-        self.pace = BodyPace()  # the body's waits (body_timeout, body_min_rate), as over HTTP/1.1
+        # The body's waits (body_timeout, body_min_rate), as over HTTP/1.1; none for a stream that came with
+        # END_STREAM (a GET: no body will be read, so nothing is allocated for one).
+        self.pace = None if ended else BodyPace()
         self.gone = False  # reset by either side, or the connection is lost
         self.gone_event = asyncio.Event()
         #: Response DATA waiting for flow-control window, sent in order by pump().
@@ -146,6 +148,7 @@ class _Stream:
                 raise ClientGone
             self.arrived.clear()
             pace, loop = self.pace, asyncio.get_running_loop()
+            assert pace is not None  # not ended: it came without END_STREAM
             began = loop.time()
             try:
                 await asyncio.wait_for(self.arrived.wait(), pace.next_wait(session.limits))
@@ -154,6 +157,7 @@ class _Stream:
                 raise pace.error(session.limits, ProtocolError) from None
             pace.account(loop.time() - began, 0)
         chunk = self.body.popleft()
+        assert self.pace is not None  # DATA came: it came without END_STREAM
         self.pace.account(0.0, len(chunk))
         # Consumed: the client may send this much more (§6.9). Given back here, not on arrival, so that a
         # handler that does not read holds at most one window of this stream's body.
