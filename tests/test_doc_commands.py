@@ -10,9 +10,10 @@ and compares the output with the page's after normalising what changes from run 
   memory hub, so each of the page's ids maps to this run's by the same offset, in the commands too;
 * the port (``127.0.0.1:8000``), ``date:`` values, the ETag's per-run epoch, curl's version.
 
-A command or a block that cannot run here says so on the page, with the reason, in the text the test reads:
-``<!-- doc-test: not run (reason) -->`` before a block, or ``(not run here: reason)`` in a command's comment;
-``(run by tests/FILE.py::TEST)`` in a command's comment names the test that runs it instead.
+A block that cannot run says so on the page, with the reason, in the text the test reads:
+``<!-- doc-test: not run (reason) -->`` before it (none does today). A command that needs a setting of
+its own (a demo whose Redis is down) names the test that runs it there in its comment:
+``(run by tests/FILE.py::TEST)``, and that test must exist.
 """
 
 from __future__ import annotations
@@ -44,9 +45,9 @@ TIMEOUT = 10.0
 PAGE_START = 1839569693480960
 #: Ids in the page: 16 digits (milliseconds since 1970 times 1,024).
 ID = re.compile(r"\b18\d{14}\b")
-#: A command the page shows but that cannot run where the page's others run says why in its comment, or
-#: names the test that runs it in a setting of its own (a demo whose Redis is down).
-NOT_HERE = re.compile(r"\(not run here: [^)]{10,}\)|\(run by tests/\w+\.py::\w+\)")
+#: A command the page shows that needs a setting of its own (a demo whose Redis is down) names, in its
+#: comment, the test that runs it there.
+RUN_ELSEWHERE = re.compile(r"\(run by (tests/\w+\.py)::(\w+)\)")
 
 
 def test_every_block_is_claimed() -> None:
@@ -119,7 +120,9 @@ async def test_demo_page_commands(tmp_path: Path) -> None:
     try:
         for block in docrun.claimed(DEMO_TEST):
             for step in block.commands:
-                if NOT_HERE.search(step.comment):
+                if elsewhere := RUN_ELSEWHERE.search(step.comment):
+                    path, name = elsewhere.groups()
+                    assert re.search(rf"^async def {name}\(", (ROOT / path).read_text("utf-8"), re.M), step
                     continue
                 command, expected = this_run(step.text), step.output
                 if "If-None-Match" in command:
